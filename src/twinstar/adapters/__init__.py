@@ -1,0 +1,1 @@
+"""Exchange adapters: the Exchange protocol and its implementations."""

@@ -1,0 +1,227 @@
+"""The contract between handlers and exchanges.
+
+Handlers only ever see `Exchange`, `OrderResult` and `ErrorKind`; an adapter
+translates one venue (or the simulator) into them. Adapters never raise for
+exchange errors: every order call returns an `OrderResult`, whose `error_kind`
+tells the caller whether a retry can help and whether the order might exist.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Literal, Protocol, TypeAlias, runtime_checkable
+
+import msgspec
+
+from twinstar.bus.events import PositionSide, Side
+
+OrderStatus: TypeAlias = Literal["filled", "partial", "open", "canceled", "rejected", "unknown"]
+
+
+class ErrorKind(enum.Enum):
+    """Why an exchange call failed, classified once, in the adapter."""
+
+    #: (value, retryable, ambiguous): ambiguous means the order may exist anyway.
+    RATE_LIMIT = ("rate_limit", True, False)
+    NETWORK = ("network", True, True)
+    TIMEOUT = ("timeout", True, True)
+    EXCHANGE_UNAVAILABLE = ("exchange_unavailable", True, True)
+    INSUFFICIENT_FUNDS = ("insufficient_funds", False, False)
+    INVALID_ORDER = ("invalid_order", False, False)
+    ORDER_NOT_FOUND = ("order_not_found", False, False)
+    AUTH = ("auth", False, False)
+    CLOCK_SKEW = ("clock_skew", True, False)
+    NOT_SUPPORTED = ("not_supported", False, False)
+    UNKNOWN = ("unknown", False, True)
+
+    def __init__(self, label: str, retryable: bool, ambiguous: bool) -> None:
+        self.label = label
+        self.retryable = retryable
+        self.ambiguous = ambiguous
+
+    def __str__(self) -> str:
+        return self.label
+
+
+class OrderResult(msgspec.Struct, frozen=True, kw_only=True):
+    """The outcome of one order call; truthy exactly when `ok`."""
+
+    ok: bool
+    client_order_id: str
+    order_id: str = ""
+    status: OrderStatus = "unknown"
+    requested_qty: float = 0.0
+    filled_qty: float = 0.0
+    avg_price: float = 0.0
+    fee: float = 0.0
+    error_kind: ErrorKind | None = None
+    message: str = ""
+    timestamp_ms: int = 0
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+    @classmethod
+    def success(
+        cls,
+        *,
+        client_order_id: str,
+        order_id: str,
+        status: OrderStatus,
+        requested_qty: float,
+        filled_qty: float,
+        avg_price: float,
+        fee: float = 0.0,
+        timestamp_ms: int = 0,
+    ) -> OrderResult:
+        """Build the result of an order the exchange accepted."""
+        return cls(
+            ok=True,
+            client_order_id=client_order_id,
+            order_id=order_id,
+            status=status,
+            requested_qty=requested_qty,
+            filled_qty=filled_qty,
+            avg_price=avg_price,
+            fee=fee,
+            timestamp_ms=timestamp_ms,
+        )
+
+    @classmethod
+    def failure(
+        cls,
+        kind: ErrorKind,
+        message: str,
+        *,
+        client_order_id: str,
+        requested_qty: float = 0.0,
+        timestamp_ms: int = 0,
+    ) -> OrderResult:
+        """Build the result of a call that failed with `kind`."""
+        return cls(
+            ok=False,
+            client_order_id=client_order_id,
+            status="rejected" if not kind.ambiguous else "unknown",
+            requested_qty=requested_qty,
+            error_kind=kind,
+            message=message,
+            timestamp_ms=timestamp_ms,
+        )
+
+
+class Bar(msgspec.Struct, frozen=True, array_like=True):
+    """One OHLCV candle as fetched over REST (`open_time_ms` is its start)."""
+
+    open_time_ms: int
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+
+
+class Position(msgspec.Struct, frozen=True, kw_only=True):
+    """An open position as the exchange reports it."""
+
+    symbol: str
+    side: PositionSide
+    qty: float
+    entry_price: float
+
+
+class Balance(msgspec.Struct, frozen=True, kw_only=True):
+    """Free and total amount of the quote (margin) currency."""
+
+    currency: str
+    free: float
+    total: float
+
+
+class ExchangeError(Exception):
+    """A non-order call (fetch_*, server_time) failed; `kind` classifies it."""
+
+    def __init__(self, kind: ErrorKind, message: str) -> None:
+        super().__init__(f"{kind}: {message}")
+        self.kind = kind
+        self.message = message
+
+
+@runtime_checkable
+class Exchange(Protocol):
+    """What every exchange adapter (and the simulator) provides.
+
+    Order calls return `OrderResult` and never raise for exchange errors.
+    Fetch calls raise `ExchangeError` with a classified `kind`.
+    """
+
+    @property
+    def name(self) -> str:
+        """Exchange id as it appears in events (e.g. ``"binanceusdm"``)."""
+        ...
+
+    @property
+    def supports_native_stop(self) -> bool:
+        """Whether stops rest on the exchange; if not, the kernel keeps a synthetic stop."""
+        ...
+
+    async def place_market_order(
+        self,
+        symbol: str,
+        side: Side,
+        qty: float,
+        *,
+        client_order_id: str,
+        reduce_only: bool = False,
+    ) -> OrderResult:
+        """Send a market order tagged with `client_order_id`."""
+        ...
+
+    async def update_stop_loss(
+        self,
+        symbol: str,
+        position_side: PositionSide,
+        qty: float,
+        stop_price: float,
+        *,
+        client_order_id: str,
+    ) -> OrderResult:
+        """Place a stop for the position, then cancel the previous one.
+
+        The new stop goes in before the old one is cancelled, so a failure at
+        any point leaves at least the previous stop in force.
+        """
+        ...
+
+    async def cancel_stop_loss(self, symbol: str) -> OrderResult:
+        """Cancel every stop-loss order resting for `symbol`."""
+        ...
+
+    async def close_position(self, symbol: str, *, client_order_id: str) -> OrderResult:
+        """Close the whole position at market (reduce-only) and cancel its stops."""
+        ...
+
+    async def fetch_position(self, symbol: str) -> Position | None:
+        """Return the open position for `symbol`, or None when flat."""
+        ...
+
+    async def fetch_order(self, symbol: str, client_order_id: str) -> OrderResult:
+        """Look an order up by client id; ORDER_NOT_FOUND when it never arrived."""
+        ...
+
+    async def fetch_ohlcv(
+        self, symbol: str, interval: str, *, since_ms: int | None = None, limit: int = 500
+    ) -> list[Bar]:
+        """Return closed and current candles, oldest first."""
+        ...
+
+    async def fetch_balance(self) -> Balance:
+        """Return the balance of the margin (quote) currency."""
+        ...
+
+    async def server_time(self) -> int:
+        """Return the exchange's clock in milliseconds."""
+        ...
+
+    async def close(self) -> None:
+        """Release sessions and sockets; leave resting stop-losses in place."""
+        ...

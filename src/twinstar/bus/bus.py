@@ -1,0 +1,337 @@
+"""The in-process event bus.
+
+Two dispatch modes share one API:
+
+* ``live``: every subscriber has a bounded mailbox drained by its own task in
+  the kernel's task group, so subscribers run concurrently and a slow one only
+  holds up publishers once its mailbox is full (backpressure, never a drop).
+* ``replay``: no tasks. `publish` runs every handler of an event to completion
+  before returning, and events published from inside a handler are queued and
+  dispatched, in publish order, before the outer `publish` returns. The same
+  input therefore yields the same output, event for event.
+
+Either way a handler that raises is logged, reported as `HandlerFailed`, and
+keeps receiving events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import inspect
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, Final, Literal, Protocol, TypeAlias, TypeVar
+
+import anyio.abc
+
+from twinstar.bus.events import Event, HandlerFailed
+from twinstar.clock import Clock
+
+log: Final = logging.getLogger("twinstar.bus")
+
+E = TypeVar("E", bound=Event)
+E_contra = TypeVar("E_contra", bound=Event, contravariant=True)
+HandlerFn: TypeAlias = Callable[[Any], Awaitable[None]]
+BusMode: TypeAlias = Literal["live", "replay"]
+
+
+class HasHandle(Protocol[E_contra]):
+    """An object whose async `handle` receives events."""
+
+    async def handle(self, event: E_contra, /) -> None: ...
+
+
+class BusClosedError(RuntimeError):
+    """Raised by `publish` after the bus was closed."""
+
+
+def _describe(handler: object) -> str:
+    owner = getattr(handler, "__self__", None)
+    name = getattr(handler, "__qualname__", None) or type(handler).__qualname__
+    if owner is not None:
+        return f"{type(owner).__qualname__}.{getattr(handler, '__name__', name)}"
+    return name
+
+
+class Subscription:
+    """One handler subscribed to one event type, with its mailbox in live mode."""
+
+    __slots__ = ("_reserved", "_space_waiters", "_wake", "closed", "event_type", "fn", "items", "name")
+
+    def __init__(self, event_type: type[Event], fn: HandlerFn, name: str) -> None:
+        self.event_type = event_type
+        self.fn = fn
+        self.name = name
+        self.closed = False
+        self.items: collections.deque[Event] = collections.deque()
+        self._wake: asyncio.Future[None] | None = None
+        self._space_waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._reserved = 0  # slots promised to publishers woken from a full mailbox
+
+    def __repr__(self) -> str:
+        return f"Subscription({self.event_type.__name__} -> {self.name}, queued={len(self.items)})"
+
+
+class Bus:
+    """Routes events by type to async handlers; see the module docstring."""
+
+    def __init__(self, clock: Clock, *, mode: BusMode = "live", mailbox_size: int = 1024) -> None:
+        if mailbox_size < 1:
+            raise ValueError("mailbox_size must be at least 1")
+        self.clock = clock
+        self.mode: Final = mode
+        self.mailbox_size: Final = mailbox_size
+        self._subs: list[Subscription] = []
+        self._routes: dict[type[Event], tuple[Subscription, ...]] = {}
+        self._task_group: anyio.abc.TaskGroup | None = None
+        self._closed = False
+        # live: events queued or being handled, over all mailboxes
+        self._in_flight = 0
+        self._idle_waiters: list[asyncio.Future[None]] = []
+        # replay: events published from inside a handler, waiting their turn
+        self._backlog: collections.deque[Event] = collections.deque()
+        self._dispatching = False
+
+    # -- subscription ------------------------------------------------------
+
+    def subscribe(
+        self,
+        event_type: type[E],
+        handler: Callable[[E], Awaitable[None]] | HasHandle[E],
+        *,
+        name: str | None = None,
+    ) -> Subscription:
+        """Deliver every event of `event_type` (or a subclass) to `handler`.
+
+        `handler` is an async callable or an object with an async `handle`.
+        Subscribing to `Event` receives everything (recorders do this).
+        """
+        fn: HandlerFn
+        if inspect.iscoroutinefunction(handler) or (
+            callable(handler) and inspect.iscoroutinefunction(getattr(handler, "__call__", None))  # noqa: B004 - async __call__ objects
+        ):
+            fn = handler  # type: ignore[assignment]
+        elif inspect.iscoroutinefunction(getattr(handler, "handle", None)):
+            fn = handler.handle  # type: ignore[union-attr]
+        else:
+            raise TypeError(f"{handler!r} is neither an async callable nor an object with async handle()")
+        sub = Subscription(event_type, fn, name or _describe(fn))
+        self._subs.append(sub)
+        self._routes.clear()
+        if self._task_group is not None and self.mode == "live":
+            self._task_group.start_soon(self._drain_mailbox, sub, name=f"twinstar-bus:{sub.name}")
+        return sub
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        """Stop delivering to `sub`; events still queued for it are discarded."""
+        if sub in self._subs:
+            self._subs.remove(sub)
+            self._routes.clear()
+        sub.closed = True
+        self._in_flight -= len(sub.items)
+        sub.items.clear()
+        self._wake(sub)
+        self._notify_idle()
+
+    def _route(self, event_type: type[Event]) -> tuple[Subscription, ...]:
+        subs = tuple(s for s in self._subs if issubclass(event_type, s.event_type))
+        self._routes[event_type] = subs
+        return subs
+
+    @property
+    def subscriptions(self) -> tuple[Subscription, ...]:
+        """Every live subscription, in subscription order."""
+        return tuple(self._subs)
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def start(self, task_group: anyio.abc.TaskGroup) -> None:
+        """Live mode: start one mailbox task per subscriber in `task_group`."""
+        self._task_group = task_group
+        if self.mode == "live":
+            for sub in self._subs:
+                task_group.start_soon(self._drain_mailbox, sub, name=f"twinstar-bus:{sub.name}")
+
+    def close(self) -> None:
+        """Refuse further publishes; queued events are still delivered."""
+        self._closed = True
+
+    @property
+    def closed(self) -> bool:
+        """Whether `close` was called."""
+        return self._closed
+
+    # -- publishing --------------------------------------------------------
+
+    async def publish(self, event: Event) -> None:
+        """Deliver `event` to its subscribers.
+
+        Live: returns once every subscriber's mailbox holds it, waiting while a
+        mailbox is full. Replay: returns once it and everything it caused ran.
+        """
+        if self._closed:
+            raise BusClosedError(f"bus closed; cannot publish {type(event).__name__}")
+        subs = self._routes.get(type(event))
+        if subs is None:
+            subs = self._route(type(event))
+        if not subs:
+            return
+        if self.mode == "replay":
+            if self._dispatching:
+                self._backlog.append(event)
+                return
+            await self._dispatch_to_completion(event, subs)
+            return
+        for sub in subs:
+            if sub.closed:
+                continue
+            if len(sub.items) + sub._reserved >= self.mailbox_size or sub._space_waiters:
+                await self._wait_for_space(sub)
+            else:
+                self._enqueue(sub, event)
+                continue
+            sub._reserved -= 1
+            if not sub.closed:
+                self._enqueue(sub, event)
+
+    def _enqueue(self, sub: Subscription, event: Event) -> None:
+        sub.items.append(event)
+        self._in_flight += 1
+        wake = sub._wake
+        if wake is not None:
+            sub._wake = None
+            if not wake.done():
+                wake.set_result(None)
+
+    async def _wait_for_space(self, sub: Subscription) -> None:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        sub._space_waiters.append(future)
+        try:
+            await future
+        except BaseException:
+            if future.done() and not future.cancelled():
+                sub._reserved -= 1  # give the promised slot to the next waiter
+                self._grant_space(sub)
+            else:
+                sub._space_waiters.remove(future)
+            raise
+
+    def _grant_space(self, sub: Subscription) -> None:
+        while sub._space_waiters and len(sub.items) + sub._reserved < self.mailbox_size:
+            waiter = sub._space_waiters.popleft()
+            if not waiter.done():
+                sub._reserved += 1
+                waiter.set_result(None)
+
+    def _wake(self, sub: Subscription) -> None:
+        wake = sub._wake
+        if wake is not None:
+            sub._wake = None
+            if not wake.done():
+                wake.set_result(None)
+
+    async def _dispatch_to_completion(self, event: Event, subs: tuple[Subscription, ...]) -> None:
+        self._dispatching = True
+        try:
+            for sub in subs:
+                try:
+                    await sub.fn(event)
+                except Exception as exc:
+                    self._report_failure(sub, event, exc)
+            backlog = self._backlog
+            routes = self._routes
+            while backlog:
+                queued = backlog.popleft()
+                queued_subs = routes.get(type(queued))
+                if queued_subs is None:
+                    queued_subs = self._route(type(queued))
+                for sub in queued_subs:
+                    try:
+                        await sub.fn(queued)
+                    except Exception as exc:
+                        self._report_failure(sub, queued, exc)
+        finally:
+            self._dispatching = False
+            self._notify_idle()
+
+    async def _drain_mailbox(self, sub: Subscription) -> None:
+        items = sub.items
+        loop = asyncio.get_running_loop()
+        fn = sub.fn
+        while not sub.closed:
+            if not items:
+                wake: asyncio.Future[None] = loop.create_future()
+                sub._wake = wake
+                await wake
+                continue
+            event = items.popleft()
+            if sub._space_waiters:
+                self._grant_space(sub)
+            try:
+                await fn(event)
+            except Exception as exc:
+                self._report_failure(sub, event, exc)
+            finally:
+                self._in_flight -= 1
+                if self._in_flight == 0:
+                    self._notify_idle()
+
+    def _report_failure(self, sub: Subscription, event: Event, exc: Exception) -> None:
+        log.error("handler %s failed on %s", sub.name, type(event).__name__, exc_info=exc)
+        if isinstance(event, HandlerFailed):
+            return  # a failing failure-handler must not feed itself forever
+        failed = HandlerFailed(
+            ts_ns=self.clock.now_ns(),
+            handler=sub.name,
+            event_type=type(event).__name__,
+            error=f"{type(exc).__name__}: {exc}",
+        )
+        # Not `publish`: a handler must never block on its own full mailbox.
+        # The report goes past the bound instead; it is rare and never dropped.
+        if self.mode == "replay":
+            self._backlog.append(failed)
+            return
+        subs = self._routes.get(HandlerFailed)
+        if subs is None:
+            subs = self._route(HandlerFailed)
+        for target in subs:
+            if not target.closed:
+                self._enqueue(target, failed)
+
+    # -- quiescence --------------------------------------------------------
+
+    @property
+    def is_idle(self) -> bool:
+        """True when no event is queued and no handler is running."""
+        if self.mode == "replay":
+            return not self._dispatching and not self._backlog
+        return self._in_flight == 0
+
+    async def idle(self) -> None:
+        """Return once every mailbox is empty and no handler is running.
+
+        Do not await this from inside a handler: that handler is itself running.
+        """
+        while not self.is_idle:
+            future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._idle_waiters.append(future)
+            try:
+                await future
+            finally:
+                if future in self._idle_waiters:
+                    self._idle_waiters.remove(future)
+
+    def _notify_idle(self) -> None:
+        if self._idle_waiters and self.is_idle:
+            waiters, self._idle_waiters = self._idle_waiters, []
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
+
+    def __repr__(self) -> str:
+        pending = len(self._backlog) if self.mode == "replay" else self._in_flight
+        return (
+            f"Bus(mode={self.mode!r}, subscriptions={len(self._subs)}, "
+            f"pending={pending}, closed={self._closed})"
+        )

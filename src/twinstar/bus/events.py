@@ -1,0 +1,291 @@
+"""Every event that crosses the bus.
+
+Events are frozen msgspec Structs tagged with a fixed string, so a recorded
+stream decodes back to the exact types even after a class is renamed. New
+fields go last and carry a default, so older recordings still decode.
+"""
+
+from __future__ import annotations
+
+from typing import Final, Literal, TypeAlias
+
+import msgspec
+
+Side: TypeAlias = Literal["buy", "sell"]
+PositionSide: TypeAlias = Literal["long", "short"]
+
+
+class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
+    """Base of every event: `ts_ns` is the kernel clock's time of the fact."""
+
+    ts_ns: int
+
+
+# --- market -----------------------------------------------------------------
+
+
+class CandleClosed(Event, frozen=True, kw_only=True, tag="candle_closed"):
+    """A candle whose interval is over: its values will not change again."""
+
+    exchange: str
+    symbol: str
+    interval: str
+    open_time_ms: int
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+
+
+class FeedConnected(Event, frozen=True, kw_only=True, tag="feed_connected"):
+    """A candle feed (re)connected to its exchange stream."""
+
+    exchange: str
+    symbol: str
+    interval: str
+
+
+class FeedDisconnected(Event, frozen=True, kw_only=True, tag="feed_disconnected"):
+    """A candle feed lost its stream; it reconnects, `attempt` counts tries."""
+
+    exchange: str
+    symbol: str
+    interval: str
+    reason: str
+    attempt: int
+
+
+class FeedStopped(Event, frozen=True, kw_only=True, tag="feed_stopped"):
+    """A candle feed ended for good (shutdown, or retries exhausted)."""
+
+    exchange: str
+    symbol: str
+    interval: str
+    reason: str
+
+
+class FeedGapDetected(Event, frozen=True, kw_only=True, tag="feed_gap_detected"):
+    """Candles between `from_ms` and `to_ms` (open times) are missing."""
+
+    exchange: str
+    symbol: str
+    interval: str
+    from_ms: int
+    to_ms: int
+
+
+class FeedBackfilled(Event, frozen=True, kw_only=True, tag="feed_backfilled"):
+    """A detected gap was filled with `count` candles fetched over REST."""
+
+    exchange: str
+    symbol: str
+    interval: str
+    count: int
+
+
+class CandleRejected(Event, frozen=True, kw_only=True, tag="candle_rejected"):
+    """Bad market input that was refused (NaN, duplicate, out of order)."""
+
+    exchange: str
+    symbol: str
+    interval: str
+    open_time_ms: int
+    reason: str
+
+
+# --- strategy ---------------------------------------------------------------
+
+
+class SignalFired(Event, frozen=True, kw_only=True, tag="signal_fired"):
+    """A strategy wants a position on `side`; `stop_price` 0 means no stop."""
+
+    strategy: str
+    exchange: str
+    symbol: str
+    side: Side
+    price: float
+    stop_price: float
+    reason: str
+    candle_open_time_ms: int
+
+
+# --- execution --------------------------------------------------------------
+
+OrderIntent: TypeAlias = Literal["open", "close", "emergency_exit", "stop_loss"]
+
+
+class OrderPlaced(Event, frozen=True, kw_only=True, tag="order_placed"):
+    """An order reached the exchange; `filled_qty` is the truth, not `requested_qty`."""
+
+    client_order_id: str
+    order_id: str
+    exchange: str
+    symbol: str
+    side: Side
+    intent: OrderIntent
+    requested_qty: float
+    filled_qty: float
+    avg_price: float
+    fee: float
+    status: str
+    attempts: int
+    partial: bool
+
+
+class OrderFailed(Event, frozen=True, kw_only=True, tag="order_failed"):
+    """An order could not be placed; `error_kind` says whether retrying could help."""
+
+    client_order_id: str
+    exchange: str
+    symbol: str
+    side: Side
+    intent: OrderIntent
+    error_kind: str
+    message: str
+    attempts: int
+
+
+# --- position ---------------------------------------------------------------
+
+
+class PositionOpened(Event, frozen=True, kw_only=True, tag="position_opened"):
+    """A position exists on the exchange with the filled quantity."""
+
+    exchange: str
+    symbol: str
+    side: PositionSide
+    qty: float
+    entry_price: float
+    fee: float
+
+
+class PositionClosed(Event, frozen=True, kw_only=True, tag="position_closed"):
+    """A position was closed; `pnl` is realised after all fees of the trade."""
+
+    exchange: str
+    symbol: str
+    side: PositionSide
+    qty: float
+    entry_price: float
+    exit_price: float
+    pnl: float
+    fees: float
+    reason: str
+
+
+class SLUpdated(Event, frozen=True, kw_only=True, tag="sl_updated"):
+    """The exchange-side stop-loss is now at `stop_price` for `qty`."""
+
+    exchange: str
+    symbol: str
+    stop_price: float
+    qty: float
+
+
+class SLUpdateFailed(Event, frozen=True, kw_only=True, tag="sl_update_failed"):
+    """A stop-loss move failed after retries; the previous stop stays in force."""
+
+    exchange: str
+    symbol: str
+    stop_price: float
+    attempts: int
+    error_kind: str
+    message: str
+
+
+class EmergencyExit(Event, frozen=True, kw_only=True, tag="emergency_exit"):
+    """No stop-loss could be placed, so the position is closed at market."""
+
+    exchange: str
+    symbol: str
+    qty: float
+    reason: str
+
+
+class PositionReconciled(Event, frozen=True, kw_only=True, tag="position_reconciled"):
+    """Local position quantity was corrected to what the exchange reports."""
+
+    exchange: str
+    symbol: str
+    before: float
+    after: float
+
+
+# --- system -----------------------------------------------------------------
+
+
+class ClockSynced(Event, frozen=True, kw_only=True, tag="clock_synced"):
+    """The exchange clock offset was measured (offset = server - local midpoint)."""
+
+    exchange: str
+    offset_ms: float
+    rtt_ms: float
+
+
+class HandlerFailed(Event, frozen=True, kw_only=True, tag="handler_failed"):
+    """A handler raised; it keeps receiving events."""
+
+    handler: str
+    event_type: str
+    error: str
+
+
+class KernelStarted(Event, frozen=True, kw_only=True, tag="kernel_started"):
+    """The kernel is up: every handler is subscribed and every task started."""
+
+
+class KernelStopping(Event, frozen=True, kw_only=True, tag="kernel_stopping"):
+    """The kernel begins shutdown: intake stops, mailboxes drain."""
+
+    reason: str
+
+
+AnyEvent: TypeAlias = (
+    CandleClosed
+    | FeedConnected
+    | FeedDisconnected
+    | FeedStopped
+    | FeedGapDetected
+    | FeedBackfilled
+    | CandleRejected
+    | SignalFired
+    | OrderPlaced
+    | OrderFailed
+    | PositionOpened
+    | PositionClosed
+    | SLUpdated
+    | SLUpdateFailed
+    | EmergencyExit
+    | PositionReconciled
+    | ClockSynced
+    | HandlerFailed
+    | KernelStarted
+    | KernelStopping
+)
+
+EVENT_TYPES: Final[tuple[type[Event], ...]] = AnyEvent.__args__  # type: ignore[attr-defined]
+
+# Events that enter the kernel from outside (market data). Replay feeds these
+# back in; everything else in a stream is a decision the kernel makes again.
+INPUT_EVENT_TYPES: Final[tuple[type[Event], ...]] = (
+    CandleClosed,
+    FeedConnected,
+    FeedDisconnected,
+    FeedStopped,
+    FeedGapDetected,
+    FeedBackfilled,
+)
+
+_encoder: Final = msgspec.msgpack.Encoder()
+_decoder: Final = msgspec.msgpack.Decoder(AnyEvent)
+
+
+def encode(event: Event) -> bytes:
+    """Encode one event to msgpack (tagged, so `decode` restores its type)."""
+    return _encoder.encode(event)
+
+
+def decode(data: bytes) -> AnyEvent:
+    """Decode one event encoded by `encode`; raise msgspec.DecodeError if bad."""
+    return _decoder.decode(data)

@@ -1,0 +1,174 @@
+"""The kernel: one bus, its handlers and their tasks, in one task group.
+
+`async with Kernel(config) as kernel:` runs inside whatever loop the host
+already has (asyncio, uvloop, an aiohttp app). The kernel installs no signal
+handlers, no loop policy and no logging configuration; the CLI does that.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from types import TracebackType
+from typing import Final, Protocol, TypeVar, runtime_checkable
+
+import anyio
+import anyio.abc
+
+from twinstar.bus.bus import Bus, BusMode, HasHandle, Subscription
+from twinstar.bus.events import Event, KernelStarted, KernelStopping
+from twinstar.clock import Clock, LiveClock
+from twinstar.config import Config
+
+log: Final = logging.getLogger("twinstar.kernel")
+
+E = TypeVar("E", bound=Event)
+
+
+@runtime_checkable
+class Component(Protocol):
+    """A part of the kernel: subscribes its handlers when attached.
+
+    Optional methods, called when present:
+    ``async start()`` after every component is attached, before events flow;
+    ``async run()`` a long-running task (a feed), started in the task group;
+    ``async stop_intake()`` stop producing input (first step of shutdown);
+    ``async stop()`` after the bus drained: flush, close sessions.
+    """
+
+    def attach(self, bus: Bus) -> None:
+        """Subscribe this component's handlers to `bus`."""
+        ...
+
+
+class Kernel:
+    """Builds the bus and components and owns their task group."""
+
+    def __init__(
+        self,
+        config: Config | None = None,
+        *,
+        clock: Clock | None = None,
+        components: Sequence[Component] | None = None,
+        mode: BusMode = "live",
+    ) -> None:
+        self.config: Final = config or Config()
+        self.clock: Final[Clock] = clock or LiveClock()
+        self.bus: Final = Bus(self.clock, mode=mode, mailbox_size=self.config.kernel.mailbox_size)
+        self.components: list[Component] = list(components) if components is not None else []
+        self._task_group: anyio.abc.TaskGroup | None = None
+        self._state = "new"
+        self._stop_requested: anyio.Event | None = None
+
+    @property
+    def state(self) -> str:
+        """One of new, running, stopping, stopped."""
+        return self._state
+
+    def add(self, component: Component) -> None:
+        """Add a component; only before the kernel starts."""
+        if self._state != "new":
+            raise RuntimeError(f"cannot add a component to a {self._state} kernel")
+        self.components.append(component)
+
+    def subscribe(
+        self, event_type: type[E], handler: Callable[[E], Awaitable[None]] | HasHandle[E]
+    ) -> Subscription:
+        """Subscribe a host handler to kernel events (see `Bus.subscribe`)."""
+        return self.bus.subscribe(event_type, handler)
+
+    async def publish(self, event: Event) -> None:
+        """Publish an event on the kernel's bus."""
+        await self.bus.publish(event)
+
+    async def __aenter__(self) -> Kernel:
+        if self._state != "new":
+            raise RuntimeError(f"a kernel starts once; this one is {self._state}")
+        self._stop_requested = anyio.Event()
+        task_group = anyio.create_task_group()
+        await task_group.__aenter__()
+        self._task_group = task_group
+        try:
+            for component in self.components:
+                component.attach(self.bus)
+            self.bus.start(task_group)
+            for component in self.components:
+                start = getattr(component, "start", None)
+                if start is not None:
+                    await start()
+            for component in self.components:
+                run = getattr(component, "run", None)
+                if run is not None:
+                    task_group.start_soon(run, name=f"twinstar:{type(component).__name__}")
+            self._state = "running"
+            await self.bus.publish(KernelStarted(ts_ns=self.clock.now_ns()))
+        except BaseException as exc:
+            task_group.cancel_scope.cancel()
+            await task_group.__aexit__(type(exc), exc, exc.__traceback__)
+            self._state = "stopped"
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        try:
+            await self.stop("exit" if exc is None else f"error: {type(exc).__name__}")
+        finally:
+            task_group = self._task_group
+            if task_group is not None:
+                task_group.cancel_scope.cancel()
+                await task_group.__aexit__(exc_type, exc, tb)
+        return None
+
+    def request_stop(self) -> None:
+        """Ask `run_until_stopped` to return (safe from a signal handler)."""
+        if self._stop_requested is not None:
+            self._stop_requested.set()
+
+    async def run_until_stopped(self) -> None:
+        """Wait until `stop` is called (by a signal handler, a host, a handler)."""
+        if self._stop_requested is not None:
+            await self._stop_requested.wait()
+
+    async def stop(self, reason: str = "stop requested") -> None:
+        """Stop intake, drain the bus, flush and close components; idempotent.
+
+        Exchange-side stop-losses are left in place: a stopped bot keeps its
+        protection. The drain deadline is wall time, so a stuck handler cannot
+        hold shutdown forever even under a simulated clock.
+        """
+        if self._state != "running":
+            return
+        self._state = "stopping"
+        if self._stop_requested is not None:
+            self._stop_requested.set()
+        try:
+            with anyio.CancelScope(shield=True):
+                if not self.bus.closed:
+                    await self.bus.publish(KernelStopping(ts_ns=self.clock.now_ns(), reason=reason))
+                for component in self.components:
+                    stop_intake = getattr(component, "stop_intake", None)
+                    if stop_intake is not None:
+                        await stop_intake()
+                with anyio.move_on_after(self.config.kernel.drain_timeout_s) as scope:
+                    await self.bus.idle()
+                if scope.cancelled_caught:
+                    log.warning("bus did not drain within %.1fs: %r", self.config.kernel.drain_timeout_s, self.bus)
+                self.bus.close()
+                for component in reversed(self.components):
+                    stop = getattr(component, "stop", None)
+                    if stop is not None:
+                        try:
+                            await stop()
+                        except Exception:
+                            log.exception("stopping %s failed", type(component).__name__)
+        finally:
+            self._state = "stopped"
+
+    def __repr__(self) -> str:
+        names = ", ".join(type(c).__name__ for c in self.components)
+        return f"Kernel(state={self._state!r}, clock={self.clock!r}, bus={self.bus!r}, components=[{names}])"

@@ -1,0 +1,218 @@
+from __future__ import annotations
+
+import asyncio
+
+import anyio
+import pytest
+
+from tests.kernel.helpers import candle, signal
+from twinstar.bus.bus import Bus, BusClosedError
+from twinstar.bus.events import CandleClosed, Event, HandlerFailed, SignalFired
+from twinstar.clock import SimClock
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_each_subscriber_sees_events_in_publish_order_live() -> None:
+    bus = Bus(SimClock(), mode="live", mailbox_size=4)
+    seen: list[int] = []
+
+    async def jittery(event: CandleClosed) -> None:
+        for _ in range(event.open_time_ms // 60_000 % 3):
+            await asyncio.sleep(0)  # suspend a varying number of times
+        seen.append(event.open_time_ms // 60_000)
+
+    bus.subscribe(CandleClosed, jittery)
+    async with anyio.create_task_group() as tg:
+        bus.start(tg)
+        for i in range(50):
+            await bus.publish(candle(i))
+        await bus.idle()
+        tg.cancel_scope.cancel()
+    assert seen == list(range(50))
+
+
+async def test_full_mailbox_makes_the_publisher_wait_and_drops_nothing() -> None:
+    bus = Bus(SimClock(), mode="live", mailbox_size=2)
+    gate = anyio.Event()
+    slow_seen: list[int] = []
+    fast_seen: list[int] = []
+
+    async def slow(event: CandleClosed) -> None:
+        await gate.wait()
+        slow_seen.append(event.open_time_ms // 60_000)
+
+    async def fast(event: CandleClosed) -> None:
+        fast_seen.append(event.open_time_ms // 60_000)
+
+    bus.subscribe(CandleClosed, slow)
+    bus.subscribe(CandleClosed, fast)
+    published: list[int] = []
+
+    async def producer() -> None:
+        for i in range(6):
+            await bus.publish(candle(i))
+            published.append(i)
+
+    async with anyio.create_task_group() as tg:
+        bus.start(tg)
+        tg.start_soon(producer)
+        for _ in range(20):
+            await asyncio.sleep(0)
+        # slow holds event 0 in its handler and 2 in its mailbox; the third waits.
+        assert published == [0, 1, 2]
+        assert fast_seen == [0, 1, 2]  # the fast subscriber is not stalled beyond the bound
+        assert len(bus.subscriptions[0].items) == 2
+        gate.set()
+        await bus.idle()
+        tg.cancel_scope.cancel()
+    assert published == list(range(6))
+    assert slow_seen == list(range(6))
+    assert fast_seen == list(range(6))
+
+
+@pytest.mark.parametrize("mode", ["live", "replay"])
+async def test_a_raising_handler_is_reported_and_keeps_receiving(mode: str) -> None:
+    bus = Bus(SimClock(7), mode=mode, mailbox_size=8)  # type: ignore[arg-type]
+    received: list[int] = []
+    failures: list[HandlerFailed] = []
+
+    async def flaky(event: CandleClosed) -> None:
+        received.append(event.open_time_ms // 60_000)
+        if event.open_time_ms == 60_000:
+            raise ValueError("bad candle")
+
+    async def on_failure(event: HandlerFailed) -> None:
+        failures.append(event)
+
+    bus.subscribe(CandleClosed, flaky, name="flaky")
+    bus.subscribe(HandlerFailed, on_failure)
+    async with anyio.create_task_group() as tg:
+        bus.start(tg)
+        for i in range(3):
+            await bus.publish(candle(i))
+        await bus.idle()
+        tg.cancel_scope.cancel()
+    assert received == [0, 1, 2]
+    assert failures == [
+        HandlerFailed(ts_ns=7, handler="flaky", event_type="CandleClosed", error="ValueError: bad candle")
+    ]
+
+
+async def test_replay_runs_each_event_to_completion_in_publish_order() -> None:
+    bus = Bus(SimClock(), mode="replay")
+    log: list[str] = []
+
+    async def strategy(event: CandleClosed) -> None:
+        log.append(f"strategy saw candle {event.open_time_ms // 60_000}")
+        await bus.publish(signal(event.open_time_ms // 60_000))
+        log.append("strategy done")
+
+    async def recorder(event: Event) -> None:
+        log.append(f"recorder saw {type(event).__name__}")
+
+    async def execution(event: SignalFired) -> None:
+        log.append(f"execution saw signal {event.ts_ns}")
+
+    bus.subscribe(CandleClosed, strategy)
+    bus.subscribe(Event, recorder)
+    bus.subscribe(SignalFired, execution)
+    await bus.publish(candle(1))
+    assert bus.is_idle
+    await bus.publish(candle(2))
+    # The nested signal waits until candle 1 reached every subscriber (FIFO for
+    # the recorder), and everything finished before publish returned.
+    assert log == [
+        "strategy saw candle 1", "strategy done", "recorder saw CandleClosed",
+        "recorder saw SignalFired", "execution saw signal 1",
+        "strategy saw candle 2", "strategy done", "recorder saw CandleClosed",
+        "recorder saw SignalFired", "execution saw signal 2",
+    ]
+
+
+async def test_live_subscribers_run_concurrently() -> None:
+    # Each handler waits for the other: only concurrent dispatch can finish.
+    bus = Bus(SimClock(), mode="live")
+    a_started, b_started = anyio.Event(), anyio.Event()
+
+    async def a(event: CandleClosed) -> None:
+        a_started.set()
+        await b_started.wait()
+
+    async def b(event: CandleClosed) -> None:
+        b_started.set()
+        await a_started.wait()
+
+    bus.subscribe(CandleClosed, a)
+    bus.subscribe(CandleClosed, b)
+    async with anyio.create_task_group() as tg:
+        bus.start(tg)
+        await bus.publish(candle(0))
+        with anyio.fail_after(2):
+            await bus.idle()
+        tg.cancel_scope.cancel()
+
+
+async def test_objects_with_async_handle_subscribe_and_non_async_are_refused() -> None:
+    bus = Bus(SimClock(), mode="replay")
+
+    class Counter:
+        def __init__(self) -> None:
+            self.n = 0
+
+        async def handle(self, event: CandleClosed) -> None:
+            self.n += 1
+
+    counter = Counter()
+    bus.subscribe(CandleClosed, counter)
+    await bus.publish(candle(0))
+    assert counter.n == 1
+    with pytest.raises(TypeError, match="neither an async callable"):
+        bus.subscribe(CandleClosed, print)  # type: ignore[arg-type]
+
+
+async def test_publishing_without_subscribers_is_a_no_op_and_closed_bus_refuses() -> None:
+    bus = Bus(SimClock(), mode="live")
+    await bus.publish(candle(0))
+    assert bus.is_idle
+    bus.close()
+    with pytest.raises(BusClosedError):
+        await bus.publish(candle(1))
+
+
+async def test_a_publisher_cancelled_while_waiting_for_space_leaves_the_bus_consistent() -> None:
+    bus = Bus(SimClock(), mode="live", mailbox_size=1)
+    gate = anyio.Event()
+    seen: list[int] = []
+
+    async def slow(event: CandleClosed) -> None:
+        await gate.wait()
+        seen.append(event.open_time_ms // 60_000)
+
+    bus.subscribe(CandleClosed, slow)
+    async with anyio.create_task_group() as tg:
+        bus.start(tg)
+        await bus.publish(candle(0))
+        await asyncio.sleep(0)  # the worker takes event 0 and blocks
+        await bus.publish(candle(1))  # fills the mailbox
+        with anyio.move_on_after(0.05):
+            await bus.publish(candle(2))  # waits for space, then gives up
+        gate.set()
+        await bus.publish(candle(3))
+        await bus.idle()
+        tg.cancel_scope.cancel()
+    assert seen == [0, 1, 3]
+
+
+async def test_unsubscribe_stops_delivery() -> None:
+    bus = Bus(SimClock(), mode="replay")
+    seen: list[int] = []
+
+    async def handler(event: CandleClosed) -> None:
+        seen.append(event.open_time_ms)
+
+    sub = bus.subscribe(CandleClosed, handler)
+    await bus.publish(candle(0))
+    bus.unsubscribe(sub)
+    await bus.publish(candle(1))
+    assert seen == [0]
