@@ -79,8 +79,7 @@ async def _cmd_replay(args: argparse.Namespace) -> int:
     from twinstar.replay import replay
 
     summary = await replay(args.file, output=args.output)
-    print(f"replayed {summary.input_events} input events -> {summary.output_events} events "
-          f"in {summary.elapsed_s:.2f}s")
+    print(f"replayed {summary.input_events} input events -> {summary.output_events} events in {summary.elapsed_s:.2f}s")
     for name, count in summary.counts.items():
         print(f"  {name:<22} {count:>10}")
     if summary.torn_tail:

@@ -57,13 +57,16 @@ class LiveClock:
         self._offset_ns = round(offset_ms * _NS_PER_MS)
 
     def now_ns(self) -> int:
+        """Return exchange-corrected Unix time in nanoseconds."""
         elapsed = time.monotonic_ns() - self._mono_anchor_ns
         return self._wall_anchor_ns + elapsed + self._offset_ns
 
     def now_ms(self) -> int:
+        """Return exchange-corrected Unix time in milliseconds."""
         return self.now_ns() // _NS_PER_MS
 
     async def sleep(self, seconds: float) -> None:
+        """Wait `seconds` of real time."""
         await asyncio.sleep(max(0.0, seconds))
 
     def __repr__(self) -> str:
@@ -86,12 +89,15 @@ class SimClock:
         self._order = itertools.count()  # FIFO among equal deadlines
 
     def now_ns(self) -> int:
+        """Return simulated Unix time in nanoseconds."""
         return self._now_ns
 
     def now_ms(self) -> int:
+        """Return simulated Unix time in milliseconds."""
         return self._now_ns // _NS_PER_MS
 
     async def sleep(self, seconds: float) -> None:
+        """Wait until simulated time has moved `seconds` on (at once with autojump)."""
         deadline = self._now_ns + max(0, round(seconds * _NS_PER_S))
         if self.autojump:
             self._now_ns = deadline
@@ -130,6 +136,14 @@ class SimClock:
             for _ in range(3):
                 await asyncio.sleep(0)
         self._now_ns = max(self._now_ns, ts_ns)
+
+    @property
+    def next_deadline_ns(self) -> int | None:
+        """The earliest deadline anyone sleeps until, or None."""
+        for deadline, _, future in sorted(self._sleepers):
+            if not future.done():
+                return deadline
+        return None
 
     @property
     def pending_sleepers(self) -> int:

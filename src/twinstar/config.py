@@ -21,14 +21,14 @@ class _Section(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     pass
 
 
-class KernelConfig(_Section):
+class KernelConfig(_Section, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Bus and lifecycle settings."""
 
     mailbox_size: int = 1024
     drain_timeout_s: float = 10.0
 
 
-class ExchangeConfig(_Section):
+class ExchangeConfig(_Section, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Which venue to trade on; keys are read from the named env variables."""
 
     id: str = "sim"
@@ -55,7 +55,7 @@ class ExchangeConfig(_Section):
         return found
 
 
-class SimConfig(_Section):
+class SimConfig(_Section, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """The simulated exchange used for paper trading, replay and backtests."""
 
     initial_balance: float = 10_000.0
@@ -65,14 +65,14 @@ class SimConfig(_Section):
     leverage: float = 1.0
 
 
-class StrategyConfig(_Section):
+class StrategyConfig(_Section, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Which strategy to run and its parameters."""
 
     name: str = "sma_cross"
     params: dict[str, float | int | str | bool] = msgspec.field(default_factory=dict)
 
 
-class RiskConfig(_Section):
+class RiskConfig(_Section, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Position sizing and stop-loss policy."""
 
     # Fraction of free balance committed per entry (notional / balance).
@@ -83,7 +83,7 @@ class RiskConfig(_Section):
     sl_retry_backoff_s: list[float] = msgspec.field(default_factory=lambda: [1.0, 2.0, 3.0])
 
 
-class ExecutionConfig(_Section):
+class ExecutionConfig(_Section, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Retry policy for orders."""
 
     rate_limit_backoff_s: list[float] = msgspec.field(default_factory=lambda: [5.0, 10.0, 15.0])
@@ -91,14 +91,14 @@ class ExecutionConfig(_Section):
     partial_fill_warn_ratio: float = 0.9
 
 
-class StorageConfig(_Section):
+class StorageConfig(_Section, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Where closed candles are kept (empty dir: no storage)."""
 
     dir: str = ""
     flush_every: int = 500
 
 
-class DataConfig(_Section):
+class DataConfig(_Section, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Recorded candles that feed the simulated exchange (empty: the bundled set)."""
 
     path: str = ""

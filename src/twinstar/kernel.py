@@ -71,9 +71,7 @@ class Kernel:
             raise RuntimeError(f"cannot add a component to a {self._state} kernel")
         self.components.append(component)
 
-    def subscribe(
-        self, event_type: type[E], handler: Callable[[E], Awaitable[None]] | HasHandle[E]
-    ) -> Subscription:
+    def subscribe(self, event_type: type[E], handler: Callable[[E], Awaitable[None]] | HasHandle[E]) -> Subscription:
         """Subscribe a host handler to kernel events (see `Bus.subscribe`)."""
         return self.bus.subscribe(event_type, handler)
 
@@ -121,7 +119,9 @@ class Kernel:
             task_group = self._task_group
             if task_group is not None:
                 task_group.cancel_scope.cancel()
-                await task_group.__aexit__(exc_type, exc, tb)
+                # The host's own exception propagates as it is (not wrapped in a
+                # group); only failures of the kernel's tasks surface from here.
+                await task_group.__aexit__(None, None, None)
         return None
 
     def request_stop(self) -> None:

@@ -123,10 +123,16 @@ async def test_replay_runs_each_event_to_completion_in_publish_order() -> None:
     # The nested signal waits until candle 1 reached every subscriber (FIFO for
     # the recorder), and everything finished before publish returned.
     assert log == [
-        "strategy saw candle 1", "strategy done", "recorder saw CandleClosed",
-        "recorder saw SignalFired", "execution saw signal 1",
-        "strategy saw candle 2", "strategy done", "recorder saw CandleClosed",
-        "recorder saw SignalFired", "execution saw signal 2",
+        "strategy saw candle 1",
+        "strategy done",
+        "recorder saw CandleClosed",
+        "recorder saw SignalFired",
+        "execution saw signal 1",
+        "strategy saw candle 2",
+        "strategy done",
+        "recorder saw CandleClosed",
+        "recorder saw SignalFired",
+        "execution saw signal 2",
     ]
 
 

@@ -84,8 +84,12 @@ class BusMachine(RuleBasedStateMachine):
                 for event_type, handler in self.handlers:
                     if issubclass(HandlerFailed, event_type):
                         self.expected[handler.name].append(
-                            HandlerFailed(ts_ns=0, handler=failed_name, event_type=type(event).__name__,
-                                          error=f"RuntimeError: {failed_name}")
+                            HandlerFailed(
+                                ts_ns=0,
+                                handler=failed_name,
+                                event_type=type(event).__name__,
+                                error=f"RuntimeError: {failed_name}",
+                            )
                         )
 
     @invariant()

@@ -9,9 +9,7 @@ from hypothesis import given
 import twinstar.bus.events as ev
 from tests.kernel.strategies import any_event
 
-ALL_SUBCLASSES = {cls for cls in vars(ev).values() if isinstance(cls, type) and issubclass(cls, ev.Event)} - {
-    ev.Event
-}
+ALL_SUBCLASSES = {cls for cls in vars(ev).values() if isinstance(cls, type) and issubclass(cls, ev.Event)} - {ev.Event}
 
 
 @given(any_event)
@@ -40,8 +38,16 @@ def test_events_are_frozen() -> None:
 
 def test_nan_prices_survive_the_codec_bit_for_bit() -> None:
     candle = ev.CandleClosed(
-        ts_ns=1, exchange="x", symbol="S", interval="1m", open_time_ms=0,
-        open=math.nan, high=1.0, low=1.0, close=1.0, volume=0.0,
+        ts_ns=1,
+        exchange="x",
+        symbol="S",
+        interval="1m",
+        open_time_ms=0,
+        open=math.nan,
+        high=1.0,
+        low=1.0,
+        close=1.0,
+        volume=0.0,
     )
     assert ev.encode(ev.decode(ev.encode(candle))) == ev.encode(candle)
 

@@ -111,7 +111,7 @@ class Bus:
         if inspect.iscoroutinefunction(handler) or (
             callable(handler) and inspect.iscoroutinefunction(getattr(handler, "__call__", None))  # noqa: B004 - async __call__ objects
         ):
-            fn = handler  # type: ignore[assignment]
+            fn = handler
         elif inspect.iscoroutinefunction(getattr(handler, "handle", None)):
             fn = handler.handle  # type: ignore[union-attr]
         else:
@@ -331,7 +331,4 @@ class Bus:
 
     def __repr__(self) -> str:
         pending = len(self._backlog) if self.mode == "replay" else self._in_flight
-        return (
-            f"Bus(mode={self.mode!r}, subscriptions={len(self._subs)}, "
-            f"pending={pending}, closed={self._closed})"
-        )
+        return f"Bus(mode={self.mode!r}, subscriptions={len(self._subs)}, pending={pending}, closed={self._closed})"

@@ -7,6 +7,7 @@ fields go last and carry a default, so older recordings still decode.
 
 from __future__ import annotations
 
+import typing
 from typing import Final, Literal, TypeAlias
 
 import msgspec
@@ -264,7 +265,7 @@ AnyEvent: TypeAlias = (
     | KernelStopping
 )
 
-EVENT_TYPES: Final[tuple[type[Event], ...]] = AnyEvent.__args__  # type: ignore[attr-defined]
+EVENT_TYPES: Final[tuple[type[Event], ...]] = typing.get_args(AnyEvent)
 
 # Events that enter the kernel from outside (market data). Replay feeds these
 # back in; everything else in a stream is a decision the kernel makes again.
@@ -278,7 +279,7 @@ INPUT_EVENT_TYPES: Final[tuple[type[Event], ...]] = (
 )
 
 _encoder: Final = msgspec.msgpack.Encoder()
-_decoder: Final = msgspec.msgpack.Decoder(AnyEvent)
+_decoder: Final[msgspec.msgpack.Decoder[AnyEvent]] = msgspec.msgpack.Decoder(AnyEvent)
 
 
 def encode(event: Event) -> bytes:

@@ -44,7 +44,7 @@ class StreamFormatError(ValueError):
 
 
 _header_decoder: Final = msgspec.msgpack.Decoder(StreamHeader)
-_event_decoder: Final = msgspec.msgpack.Decoder(AnyEvent)
+_event_decoder: Final[msgspec.msgpack.Decoder[AnyEvent]] = msgspec.msgpack.Decoder(AnyEvent)
 _encoder: Final = msgspec.msgpack.Encoder()
 
 
