@@ -5,9 +5,9 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from twinstar.adapters.base import Bar as Bar
+from twinstar.adapters.base import ErrorKind as ErrorKind
 from twinstar.adapters.base import Exchange as Exchange
 from twinstar.adapters.base import ExchangeError as ExchangeError
-from twinstar.adapters.base import ErrorKind as ErrorKind
 from twinstar.adapters.base import OrderResult as OrderResult
 from twinstar.bus import events as events
 from twinstar.bus.bus import Bus as Bus
