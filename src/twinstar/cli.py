@@ -14,11 +14,12 @@ import sys
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, NoReturn
 
+import msgspec
 import uvloop
 
 from twinstar import __version__
 from twinstar.bus.record import StreamFormatError
-from twinstar.config import ConfigError
+from twinstar.config import Config, ConfigError
 from twinstar.kernel import Kernel
 
 # Errors a user causes (bad file, bad config): one line on stderr, exit code 2.
@@ -40,6 +41,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="run a trading kernel (paper session on bundled data by default)")
     run.add_argument("--config", help="TOML config file (default: paper trading on bundled data)")
+    run.add_argument("--data", help="CSV or Parquet candles to paper-trade on instead of the bundled set")
+    run.add_argument("--strategy", help="strategy name (default from config: sma_cross)")
+    run.add_argument("--symbol", help="symbol the candles belong to (default from config)")
+    run.add_argument("--interval", help="candle interval, e.g. 1m, 1h (default: inferred from --data)")
+    run.add_argument("--out", help="run folder (default: runs/<time>-<strategy>-<symbol>-<interval>)")
+    run.add_argument("--quiet", action="store_true", help="no progress output")
 
     rep = commands.add_parser("replay", help="replay a recorded event stream and summarise it")
     rep.add_argument("file", help="stream file written by a run (events.tws)")
@@ -64,13 +71,62 @@ def _install_stop_signals(kernel: Kernel) -> None:
         loop.add_signal_handler(signum, kernel.request_stop)
 
 
-async def _cmd_run(args: argparse.Namespace) -> int:
-    from twinstar.config import Config
+def _apply_overrides(config: Config, args: argparse.Namespace) -> Config:
+    changes: dict[str, Any] = {}
+    if args.strategy:
+        changes["strategy"] = msgspec.structs.replace(config.strategy, name=args.strategy)
+    if args.symbol:
+        changes["symbols"] = [args.symbol]
+    if args.interval:
+        changes["interval"] = args.interval
+    if args.data:
+        changes["data"] = msgspec.structs.replace(config.data, path=args.data)
+    return msgspec.structs.replace(config, **changes) if changes else config
 
-    config = Config.load(args.config) if args.config else Config()
-    async with Kernel(config) as kernel:
+
+async def _cmd_run(args: argparse.Namespace) -> int:
+    config = _apply_overrides(Config.load(args.config) if args.config else Config(), args)
+    if config.exchange.id == "sim":
+        return await _run_paper(config, args)
+    return await _run_live(config)
+
+
+async def _run_paper(config: Config, args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from twinstar.candles import load_candles
+    from twinstar.data import bundled_candles_path
+    from twinstar.handlers.strategy import make_strategy
+    from twinstar.progress import Progress, table
+    from twinstar.session import default_run_dir, run_paper
+
+    make_strategy(config.strategy.name, dict(config.strategy.params))  # fail fast on a bad name
+    source = Path(config.data.path) if config.data.path else bundled_candles_path()
+    series = load_candles(source, interval=args.interval or None)
+    if not args.interval:
+        config = msgspec.structs.replace(config, interval=series.interval)
+    run_dir = Path(args.out) if args.out else default_run_dir(config)
+    if not args.quiet:
+        print(f"paper session: {config.strategy.name} on {config.symbols[0]} {config.interval}, "
+              f"{series.frame.height:,} candles from {source.name}", file=sys.stderr)
+    progress = None if args.quiet else Progress(series.frame.height, "candles")
+    result = await run_paper(config, series.frame, run_dir,
+                             on_progress=progress.update if progress else None)
+    print(table(result.summary.rows(), title=f"{config.strategy.name} {config.symbols[0]} {config.interval}"))
+    print(f"run folder: {result.run_dir}")
+    print(f"  events:  {result.stream}")
+    print(f"  candles: {result.candles}")
+    print(f"  chart:   {result.chart}")
+    return 0
+
+
+async def _run_live(config: Config) -> int:
+    from twinstar.live import live_components
+
+    async with Kernel(config, components=live_components(config)) as kernel:
         _install_stop_signals(kernel)
-        print("twinstar: kernel running with no handlers (press Ctrl-C to stop)", file=sys.stderr)
+        print(f"twinstar: trading live on {config.exchange.id} (Ctrl-C stops; stop-losses stay on the exchange)",
+              file=sys.stderr)
         await kernel.run_until_stopped()
     return 0
 

@@ -77,6 +77,8 @@ class RiskConfig(_Section, frozen=True, kw_only=True, forbid_unknown_fields=True
 
     # Fraction of free balance committed per entry (notional / balance).
     position_fraction: float = 0.95
+    # A fixed quantity per entry instead (base units); 0 sizes by position_fraction.
+    order_qty: float = 0.0
     # Stop distance used when a signal carries no stop of its own.
     stop_loss_pct: float = 2.0
     trailing_stop: bool = True

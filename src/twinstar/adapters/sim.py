@@ -1,0 +1,326 @@
+"""A simulated exchange on the kernel clock: paper trading, replay and backtests.
+
+Fill model (what the numbers mean):
+
+* A market order fills in full, at once, at the last traded price the sim has
+  seen (the close of the latest candle), moved against the taker by
+  `slippage_bps`, and pays `taker_fee` x notional. A bot reacts at a candle's
+  close, so this is the price at which the next candle opens: in continuous
+  crypto markets the two are the same tick (20,096 of 20,110 bars of the
+  bundled Coinbase data). The sim cannot wait for the next candle instead: in
+  replay every input runs to completion before the next one arrives.
+* A stop-loss rests on the book and is checked against every later candle's
+  range: a long's stop triggers when low <= stop, a short's when high >= stop.
+  It fills at the stop price, or at the open when the candle gaps through it.
+* One-way positions per symbol, linear (quote-margined). Opening needs
+  notional / leverage + fee of free balance, else INSUFFICIENT_FUNDS.
+* Client order ids are unique per account: a reused id is rejected and
+  `fetch_order` keeps returning the first order.
+
+Faults are injected with `inject` and consumed by the next matching calls.
+"""
+
+from __future__ import annotations
+
+import collections
+import enum
+from typing import Final
+
+import msgspec
+
+from twinstar.adapters.base import Balance, Bar, ErrorKind, ExchangeError, OrderResult, OrderStatus, Position
+from twinstar.bus.bus import Bus
+from twinstar.bus.events import CandleClosed, PositionSide, Side
+from twinstar.clock import Clock
+from twinstar.config import SimConfig
+
+_HISTORY: Final = 5_000  # candles kept per symbol for fetch_ohlcv
+
+
+class SimFault(enum.Enum):
+    """Failures the simulated exchange can be told to produce."""
+
+    RATE_LIMIT = "rate_limit"  # order refused before reaching the book
+    TIMEOUT_AFTER_BOOK = "timeout_after_book"  # order executed, the reply is lost
+    TIMEOUT_BEFORE_BOOK = "timeout_before_book"  # request lost, nothing executed
+    NETWORK_DOWN = "network_down"  # every call fails as a network error
+    INSUFFICIENT_FUNDS = "insufficient_funds"
+    PARTIAL_FILL = "partial_fill"  # fills `ratio` of the quantity
+    REJECT_STOP = "reject_stop"  # stop placement refused
+
+
+class _Position(msgspec.Struct):
+    side: PositionSide
+    qty: float
+    entry_price: float
+    margin: float
+
+
+class _Stop(msgspec.Struct):
+    client_order_id: str
+    side: PositionSide
+    qty: float
+    price: float
+
+
+class SimExchange:
+    """The Exchange protocol, simulated; a Component so it sees every candle first."""
+
+    def __init__(self, clock: Clock, config: SimConfig | None = None, *, name: str = "sim") -> None:
+        self._name = name
+        self.clock = clock
+        self.config = config or SimConfig()
+        self.cash = self.config.initial_balance
+        self._positions: dict[str, _Position] = {}
+        self._stops: dict[str, _Stop] = {}
+        self._orders: dict[str, OrderResult] = {}
+        self._last: dict[str, CandleClosed] = {}
+        self._bars: dict[str, collections.deque[Bar]] = {}
+        self._faults: dict[SimFault, list[float]] = {}  # fault -> [remaining count, parameter]
+        self._order_seq = 0
+
+    # -- component ---------------------------------------------------------
+
+    def attach(self, bus: Bus) -> None:
+        """See candles before any handler: stops trigger and prices move first."""
+        bus.subscribe(CandleClosed, self.on_candle, name="SimExchange")
+
+    async def on_candle(self, candle: CandleClosed) -> None:
+        """Move the market: trigger resting stops on this candle's range."""
+        symbol = candle.symbol
+        self._last[symbol] = candle
+        bars = self._bars.get(symbol)
+        if bars is None:
+            bars = self._bars[symbol] = collections.deque(maxlen=_HISTORY)
+        bars.append(
+            Bar(candle.open_time_ms, candle.open, candle.high, candle.low, candle.close, candle.volume)
+        )
+        stop = self._stops.get(symbol)
+        if stop is None:
+            return
+        if stop.side == "long" and candle.low <= stop.price:
+            fill = min(candle.open, stop.price)
+        elif stop.side == "short" and candle.high >= stop.price:
+            fill = max(candle.open, stop.price)
+        else:
+            return
+        del self._stops[symbol]
+        position = self._positions.get(symbol)
+        qty = min(stop.qty, position.qty) if position is not None else 0.0
+        fee = self._reduce(symbol, qty, fill) if qty > 0 else 0.0
+        self._orders[stop.client_order_id] = self._filled(stop.client_order_id, stop.qty, qty, fill, fee)
+
+    # -- faults ------------------------------------------------------------
+
+    def inject(self, fault: SimFault, *, count: int = 1, ratio: float = 0.5) -> None:
+        """Make the next `count` matching calls fail with `fault` (`ratio`: partial fills)."""
+        self._faults[fault] = [float(count), ratio]
+
+    def _take(self, fault: SimFault) -> float | None:
+        entry = self._faults.get(fault)
+        if entry is None or entry[0] <= 0:
+            return None
+        entry[0] -= 1
+        return entry[1]
+
+    # -- protocol ----------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        """Exchange id used in events."""
+        return self._name
+
+    @property
+    def supports_native_stop(self) -> bool:
+        """Stops rest in the simulated book."""
+        return True
+
+    async def place_market_order(
+        self, symbol: str, side: Side, qty: float, *, client_order_id: str, reduce_only: bool = False
+    ) -> OrderResult:
+        """Fill at the last price (see the module docstring) unless a fault says otherwise."""
+        now_ms = self.clock.now_ms()
+        if self._take(SimFault.NETWORK_DOWN) is not None:
+            return OrderResult.failure(ErrorKind.NETWORK, "network unreachable (injected)",
+                                       client_order_id=client_order_id, requested_qty=qty, timestamp_ms=now_ms)
+        if self._take(SimFault.RATE_LIMIT) is not None:
+            return OrderResult.failure(ErrorKind.RATE_LIMIT, "too many requests (injected)",
+                                       client_order_id=client_order_id, requested_qty=qty, timestamp_ms=now_ms)
+        if self._take(SimFault.TIMEOUT_BEFORE_BOOK) is not None:
+            return OrderResult.failure(ErrorKind.TIMEOUT, "request timed out (injected, never arrived)",
+                                       client_order_id=client_order_id, requested_qty=qty, timestamp_ms=now_ms)
+        if client_order_id in self._orders:
+            return OrderResult.failure(ErrorKind.INVALID_ORDER, f"duplicate client order id {client_order_id}",
+                                       client_order_id=client_order_id, requested_qty=qty, timestamp_ms=now_ms)
+        result = self._execute(symbol, side, qty, client_order_id, reduce_only, now_ms)
+        if result.ok and self._take(SimFault.TIMEOUT_AFTER_BOOK) is not None:
+            return OrderResult.failure(ErrorKind.TIMEOUT, "request timed out (injected, order executed)",
+                                       client_order_id=client_order_id, requested_qty=qty, timestamp_ms=now_ms)
+        return result
+
+    def _execute(
+        self, symbol: str, side: Side, qty: float, client_order_id: str, reduce_only: bool, now_ms: int
+    ) -> OrderResult:
+        def fail(kind: ErrorKind, message: str) -> OrderResult:
+            return OrderResult.failure(kind, message, client_order_id=client_order_id, requested_qty=qty,
+                                       timestamp_ms=now_ms)
+
+        last = self._last.get(symbol)
+        if last is None:
+            return fail(ErrorKind.INVALID_ORDER, f"no market data for {symbol} yet")
+        if not qty > 0:
+            return fail(ErrorKind.INVALID_ORDER, f"quantity must be positive, got {qty}")
+        if self._take(SimFault.INSUFFICIENT_FUNDS) is not None:
+            return fail(ErrorKind.INSUFFICIENT_FUNDS, "insufficient margin (injected)")
+        slip = self.config.slippage_bps / 10_000
+        price = last.close * (1 + slip if side == "buy" else 1 - slip)
+        ratio = self._take(SimFault.PARTIAL_FILL)
+        filled = qty * ratio if ratio is not None else qty
+        position = self._positions.get(symbol)
+        closing = position is not None and (position.side == "long") != (side == "buy")
+        if reduce_only and not closing:
+            return fail(ErrorKind.INVALID_ORDER, "reduce-only order would open a position")
+        fee = 0.0
+        if closing and position is not None:
+            reduce = min(filled, position.qty)
+            fee += self._reduce(symbol, reduce, price)
+            filled_open = 0.0 if reduce_only else filled - reduce
+        else:
+            filled_open = filled
+        if filled_open > 0:
+            fee_open = filled_open * price * self.config.taker_fee
+            margin = filled_open * price / self.config.leverage
+            if margin + fee_open > self.free_balance() + 1e-9:
+                return fail(ErrorKind.INSUFFICIENT_FUNDS,
+                            f"insufficient margin: need {margin + fee_open:.2f}, free {self.free_balance():.2f}")
+            self.cash -= fee_open
+            fee += fee_open
+            held = self._positions.get(symbol)
+            new_side: PositionSide = "long" if side == "buy" else "short"
+            if held is None:
+                self._positions[symbol] = _Position(new_side, filled_open, price, margin)
+            else:  # adding to the same side: average the entry
+                total = held.qty + filled_open
+                held.entry_price = (held.entry_price * held.qty + price * filled_open) / total
+                held.qty = total
+                held.margin += margin
+        filled_total = (filled if not reduce_only else min(filled, position.qty if position else 0.0))
+        result = self._filled(client_order_id, qty, filled_total, price, fee)
+        self._orders[client_order_id] = result
+        return result
+
+    def _reduce(self, symbol: str, qty: float, price: float) -> float:
+        """Close `qty` of the position at `price`; book PnL and fee; return the fee."""
+        position = self._positions[symbol]
+        move = price - position.entry_price
+        pnl = qty * (move if position.side == "long" else -move)
+        fee = qty * price * self.config.taker_fee
+        self.cash += pnl - fee
+        share = qty / position.qty
+        position.margin -= position.margin * share
+        position.qty -= qty
+        if position.qty <= 1e-12:
+            del self._positions[symbol]
+            self._stops.pop(symbol, None)
+        return fee
+
+    def _filled(self, client_order_id: str, requested: float, filled: float, price: float, fee: float) -> OrderResult:
+        self._order_seq += 1
+        status: OrderStatus = "filled" if filled >= requested - 1e-12 else "partial"
+        return OrderResult.success(
+            client_order_id=client_order_id, order_id=f"sim-{self._order_seq}", status=status,
+            requested_qty=requested, filled_qty=filled, avg_price=price, fee=fee, timestamp_ms=self.clock.now_ms(),
+        )
+
+    async def update_stop_loss(
+        self, symbol: str, position_side: PositionSide, qty: float, stop_price: float, *, client_order_id: str
+    ) -> OrderResult:
+        """Replace the resting stop for `symbol` (a rejection leaves the old one in force)."""
+        now_ms = self.clock.now_ms()
+        if self._take(SimFault.REJECT_STOP) is not None:
+            return OrderResult.failure(ErrorKind.INVALID_ORDER, "stop order rejected (injected)",
+                                       client_order_id=client_order_id, requested_qty=qty, timestamp_ms=now_ms)
+        if self._take(SimFault.NETWORK_DOWN) is not None:
+            return OrderResult.failure(ErrorKind.NETWORK, "network unreachable (injected)",
+                                       client_order_id=client_order_id, requested_qty=qty, timestamp_ms=now_ms)
+        if client_order_id in self._orders:
+            return OrderResult.failure(ErrorKind.INVALID_ORDER, f"duplicate client order id {client_order_id}",
+                                       client_order_id=client_order_id, requested_qty=qty, timestamp_ms=now_ms)
+        last = self._last.get(symbol)
+        if last is not None and (
+            (position_side == "long" and stop_price >= last.close)
+            or (position_side == "short" and stop_price <= last.close)
+        ):
+            return OrderResult.failure(ErrorKind.INVALID_ORDER, "stop would trigger immediately",
+                                       client_order_id=client_order_id, requested_qty=qty, timestamp_ms=now_ms)
+        self._stops[symbol] = _Stop(client_order_id, position_side, qty, stop_price)
+        self._order_seq += 1
+        result = OrderResult.success(
+            client_order_id=client_order_id, order_id=f"sim-{self._order_seq}", status="open",
+            requested_qty=qty, filled_qty=0.0, avg_price=stop_price, timestamp_ms=now_ms,
+        )
+        self._orders[client_order_id] = result
+        return result
+
+    async def cancel_stop_loss(self, symbol: str) -> OrderResult:
+        """Cancel the resting stop for `symbol`, if any."""
+        stop = self._stops.pop(symbol, None)
+        cid = stop.client_order_id if stop is not None else ""
+        if stop is not None:
+            self._orders[cid] = msgspec.structs.replace(self._orders[cid], status="canceled")
+        return OrderResult.success(client_order_id=cid, order_id="", status="canceled", requested_qty=0.0,
+                                   filled_qty=0.0, avg_price=0.0, timestamp_ms=self.clock.now_ms())
+
+    async def close_position(self, symbol: str, *, client_order_id: str) -> OrderResult:
+        """Close the whole position at market and cancel its stop."""
+        position = self._positions.get(symbol)
+        if position is None:
+            return OrderResult.failure(ErrorKind.INVALID_ORDER, f"no open position in {symbol}",
+                                       client_order_id=client_order_id, timestamp_ms=self.clock.now_ms())
+        self._stops.pop(symbol, None)
+        side: Side = "sell" if position.side == "long" else "buy"
+        return await self.place_market_order(symbol, side, position.qty, client_order_id=client_order_id,
+                                             reduce_only=True)
+
+    async def fetch_position(self, symbol: str) -> Position | None:
+        """Return the open position, or None when flat."""
+        position = self._positions.get(symbol)
+        if position is None:
+            return None
+        return Position(symbol=symbol, side=position.side, qty=position.qty, entry_price=position.entry_price)
+
+    async def fetch_order(self, symbol: str, client_order_id: str) -> OrderResult:
+        """Return the first order with this client id, or ORDER_NOT_FOUND."""
+        found = self._orders.get(client_order_id)
+        if found is not None:
+            return found
+        return OrderResult.failure(ErrorKind.ORDER_NOT_FOUND, f"no order {client_order_id}",
+                                   client_order_id=client_order_id, timestamp_ms=self.clock.now_ms())
+
+    async def fetch_ohlcv(
+        self, symbol: str, interval: str, *, since_ms: int | None = None, limit: int = 500
+    ) -> list[Bar]:
+        """Return the candles seen so far (oldest first)."""
+        bars = [b for b in self._bars.get(symbol, ()) if since_ms is None or b.open_time_ms >= since_ms]
+        return bars[:limit] if since_ms is not None else bars[-limit:]
+
+    def free_balance(self) -> float:
+        """Cash not locked as margin."""
+        return self.cash - sum(p.margin for p in self._positions.values())
+
+    async def fetch_balance(self) -> Balance:
+        """Return free and total quote balance (total excludes unrealised PnL)."""
+        return Balance(currency=self.config.quote_currency, free=self.free_balance(), total=self.cash)
+
+    async def server_time(self) -> int:
+        """Return the kernel clock in milliseconds."""
+        if self._take(SimFault.NETWORK_DOWN) is not None:
+            raise ExchangeError(ErrorKind.NETWORK, "network unreachable (injected)")
+        return self.clock.now_ms()
+
+    async def close(self) -> None:
+        """Nothing to release."""
+
+    def __repr__(self) -> str:
+        return (f"SimExchange(name={self._name!r}, cash={self.cash:.2f}, positions={len(self._positions)}, "
+                f"stops={len(self._stops)}, orders={len(self._orders)})")

@@ -1,0 +1,183 @@
+"""Execution: SignalFired -> market orders, with a retry policy that never doubles an order.
+
+Every order gets a deterministic client order id. After an ambiguous failure
+(timeout, network, exchange unavailable) the order is looked up by that id
+before anything is resent: if it reached the book, that is the result; only
+an order the exchange never saw is sent again. Rate limits back off on the
+clock (5, 10, 15 s by default). Insufficient funds, invalid orders and auth
+errors are final: one `OrderFailed` with the exchange's reason.
+
+A buy signal makes the position long: a short is closed first, then a long is
+opened (and the mirror for sell), like backtesting.py's SmaCross example. The
+position is read from the exchange, the source of truth, not from another
+handler's state.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from typing import Final
+
+from twinstar.adapters.base import ErrorKind, Exchange, ExchangeError, OrderResult
+from twinstar.bus.bus import Bus
+from twinstar.bus.events import OrderFailed, OrderIntent, OrderPlaced, Side, SignalFired
+from twinstar.clock import Clock
+from twinstar.config import ExecutionConfig, RiskConfig
+
+log: Final = logging.getLogger("twinstar.execution")
+
+_INTENT_CODE: Final[dict[OrderIntent, str]] = {"open": "o", "close": "c", "emergency_exit": "x", "stop_loss": "s"}
+
+
+def client_order_id(strategy: str, symbol: str, candle_open_time_ms: int, intent: OrderIntent) -> str:
+    """Return a deterministic id, at most 32 chars of [a-z0-9-] (valid on every venue we trade)."""
+    digest = hashlib.blake2s(f"{strategy}|{symbol}".encode(), digest_size=4).hexdigest()
+    return f"tw{_INTENT_CODE[intent]}-{digest}-{candle_open_time_ms:x}"
+
+
+class ExecutionHandler:
+    """Turns signals into orders; publishes OrderPlaced / OrderFailed."""
+
+    def __init__(self, exchange: Exchange, clock: Clock, execution: ExecutionConfig, risk: RiskConfig) -> None:
+        self.exchange = exchange
+        self.clock = clock
+        self.execution = execution
+        self.risk = risk
+        self._bus: Bus | None = None
+        self.orders_sent = 0
+
+    def attach(self, bus: Bus) -> None:
+        """Subscribe to signals."""
+        self._bus = bus
+        bus.subscribe(SignalFired, self.handle, name="ExecutionHandler")
+
+    async def handle(self, signal: SignalFired) -> None:
+        """Make the position match the signal's side."""
+        want = "long" if signal.side == "buy" else "short"
+        try:
+            position = await self.exchange.fetch_position(signal.symbol)
+        except ExchangeError as exc:
+            await self._failed(signal, signal.side, "open", exc.kind, f"cannot read position: {exc.message}", 1)
+            return
+        if position is not None:
+            if position.side == want:
+                return  # already there: a repeated signal must not add to the position
+            closed = await self._order(signal, signal.side, position.qty, "close", reduce_only=True)
+            if closed is None:
+                return  # could not close: opening the other way would double the exposure
+        qty = await self._entry_qty(signal)
+        if qty > 0:
+            await self._order(signal, signal.side, qty, "open", reduce_only=False)
+
+    async def _entry_qty(self, signal: SignalFired) -> float:
+        if self.risk.order_qty > 0:
+            return self.risk.order_qty
+        try:
+            balance = await self.exchange.fetch_balance()
+        except ExchangeError as exc:
+            await self._failed(signal, signal.side, "open", exc.kind, f"cannot read balance: {exc.message}", 1)
+            return 0.0
+        return balance.free * self.risk.position_fraction / signal.price if signal.price > 0 else 0.0
+
+    async def _order(
+        self, signal: SignalFired, side: Side, qty: float, intent: OrderIntent, *, reduce_only: bool
+    ) -> OrderResult | None:
+        cid = client_order_id(signal.strategy, signal.symbol, signal.candle_open_time_ms, intent)
+        result, attempts = await self._send_once(signal.symbol, side, qty, cid, reduce_only)
+        if result.ok:
+            await self._placed(signal, side, intent, result, attempts)
+            return result
+        kind = result.error_kind or ErrorKind.UNKNOWN
+        await self._failed(signal, side, intent, kind, result.message, attempts, cid)
+        return None
+
+    async def _send_once(
+        self, symbol: str, side: Side, qty: float, cid: str, reduce_only: bool
+    ) -> tuple[OrderResult, int]:
+        """Send until the order is known placed or known failed; never twice on the book."""
+        rate_waits = list(self.execution.rate_limit_backoff_s)
+        network_waits = list(self.execution.network_backoff_s)
+        attempts = 0
+        while True:
+            attempts += 1
+            self.orders_sent += 1
+            result = await self.exchange.place_market_order(
+                symbol, side, qty, client_order_id=cid, reduce_only=reduce_only
+            )
+            if result.ok:
+                return result, attempts
+            kind = result.error_kind or ErrorKind.UNKNOWN
+            if kind.ambiguous:
+                found = await self._look_up(symbol, cid, network_waits)
+                if found is not None:
+                    return found, attempts
+                # The exchange never saw it: sending again cannot make a second order.
+            elif kind is ErrorKind.RATE_LIMIT:
+                if not rate_waits:
+                    return result, attempts
+                wait = rate_waits.pop(0)
+                log.warning("rate limited placing %s; retrying in %.0fs", cid, wait)
+                await self.clock.sleep(wait)
+                continue
+            elif kind is ErrorKind.CLOCK_SKEW:
+                pass  # the time-sync handler resyncs on the error; resend after a network backoff
+            else:
+                return result, attempts  # definitive: funds, invalid order, auth
+            if not network_waits:
+                return result, attempts
+            await self.clock.sleep(network_waits.pop(0))
+
+    async def _look_up(self, symbol: str, cid: str, waits: list[float]) -> OrderResult | None:
+        """Find out whether `cid` reached the book; None means it surely did not.
+
+        While the lookup itself fails, keep asking (on the network backoff):
+        resending before knowing could double the order.
+        """
+        while True:
+            found = await self.exchange.fetch_order(symbol, cid)
+            if found.ok:
+                return found
+            if found.error_kind is ErrorKind.ORDER_NOT_FOUND:
+                return None
+            if not waits:
+                return OrderResult.failure(
+                    found.error_kind or ErrorKind.UNKNOWN,
+                    f"order state unknown after retries: {found.message}",
+                    client_order_id=cid,
+                )
+            await self.clock.sleep(waits.pop(0))
+
+    async def _placed(
+        self, signal: SignalFired, side: Side, intent: OrderIntent, result: OrderResult, attempts: int
+    ) -> None:
+        ratio = result.filled_qty / result.requested_qty if result.requested_qty else 1.0
+        partial = ratio < self.execution.partial_fill_warn_ratio
+        if partial:
+            log.warning("order %s filled only %.1f%% (%s of %s)", result.client_order_id, 100 * ratio,
+                        result.filled_qty, result.requested_qty)
+        if self._bus is not None:
+            await self._bus.publish(
+                OrderPlaced(
+                    ts_ns=self.clock.now_ns(), client_order_id=result.client_order_id, order_id=result.order_id,
+                    exchange=signal.exchange, symbol=signal.symbol, side=side, intent=intent,
+                    requested_qty=result.requested_qty, filled_qty=result.filled_qty, avg_price=result.avg_price,
+                    fee=result.fee, status=result.status, attempts=attempts, partial=partial,
+                )
+            )
+
+    async def _failed(
+        self, signal: SignalFired, side: Side, intent: OrderIntent, kind: ErrorKind, message: str,
+        attempts: int, cid: str = "",
+    ) -> None:
+        log.error("order for %s %s failed (%s): %s", signal.symbol, intent, kind, message)
+        if self._bus is not None:
+            await self._bus.publish(
+                OrderFailed(
+                    ts_ns=self.clock.now_ns(), client_order_id=cid, exchange=signal.exchange, symbol=signal.symbol,
+                    side=side, intent=intent, error_kind=kind.label, message=message, attempts=attempts,
+                )
+            )
+
+    def __repr__(self) -> str:
+        return f"ExecutionHandler(exchange={self.exchange.name!r}, orders_sent={self.orders_sent})"

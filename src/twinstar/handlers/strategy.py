@@ -1,0 +1,202 @@
+"""Strategies: closed candles in, signals out.
+
+A strategy is incremental: it sees each closed candle once, keeps its own
+indicators, and returns a `Signal` or None. Writing one takes a few lines:
+
+    class Momentum:
+        name = "momentum"
+        def __init__(self) -> None:
+            self.last = 0.0
+        def on_candle(self, candle: CandleClosed) -> Signal | None:
+            rising, self.last = candle.close > self.last > 0, candle.close
+            return Signal("buy", reason="rising") if rising else None
+"""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Callable
+from typing import NamedTuple, Protocol
+
+from twinstar.bus.bus import Bus
+from twinstar.bus.events import CandleClosed, Side, SignalFired
+from twinstar.clock import Clock
+
+
+class Signal(NamedTuple):
+    """What a strategy wants: a side, an optional stop (0: use the risk default), why."""
+
+    side: Side
+    stop_price: float = 0.0
+    reason: str = ""
+
+
+class Strategy(Protocol):
+    """An incremental strategy over closed candles of one series."""
+
+    name: str
+
+    def on_candle(self, candle: CandleClosed) -> Signal | None:
+        """Update indicators with `candle`; return a signal or None."""
+        ...
+
+
+class _Sma:
+    """Simple moving average over a fixed window, O(1) per value."""
+
+    __slots__ = ("_sum", "_window", "length")
+
+    def __init__(self, length: int) -> None:
+        self.length = length
+        self._window: collections.deque[float] = collections.deque()
+        self._sum = 0.0
+
+    def update(self, value: float) -> float | None:
+        window = self._window
+        window.append(value)
+        self._sum += value
+        if len(window) > self.length:
+            self._sum -= window.popleft()
+        return self._sum / self.length if len(window) == self.length else None
+
+
+class SmaCross:
+    """Go long when the fast SMA crosses above the slow one, short when it crosses below.
+
+    A cross is strict, as in backtesting.py's `crossover`: fast was below slow on
+    the previous candle and is above it now. `stop_pct` > 0 attaches a stop at
+    that distance from the close; 0 leaves the stop to the risk settings.
+    """
+
+    name = "sma_cross"
+
+    def __init__(self, fast: int = 10, slow: int = 30, stop_pct: float = 0.0) -> None:
+        if not 0 < fast < slow:
+            raise ValueError(f"sma_cross needs 0 < fast < slow, got fast={fast} slow={slow}")
+        self._fast = _Sma(int(fast))
+        self._slow = _Sma(int(slow))
+        self.stop_pct = float(stop_pct)
+        self._prev: tuple[float, float] | None = None
+
+    def on_candle(self, candle: CandleClosed) -> Signal | None:
+        """Feed one close; signal on a strict crossover."""
+        fast = self._fast.update(candle.close)
+        slow = self._slow.update(candle.close)
+        if fast is None or slow is None:
+            return None
+        prev, self._prev = self._prev, (fast, slow)
+        if prev is None:
+            return None
+        if prev[0] < prev[1] and fast > slow:
+            stop = candle.close * (1 - self.stop_pct / 100) if self.stop_pct else 0.0
+            return Signal("buy", stop, "fast SMA crossed above slow")
+        if prev[0] > prev[1] and fast < slow:
+            stop = candle.close * (1 + self.stop_pct / 100) if self.stop_pct else 0.0
+            return Signal("sell", stop, "fast SMA crossed below slow")
+        return None
+
+    def __repr__(self) -> str:
+        return f"SmaCross(fast={self._fast.length}, slow={self._slow.length}, last={self._prev})"
+
+
+class AtrBreakout:
+    """Donchian breakout with an ATR stop.
+
+    Buy when the close breaks above the highest high of the previous
+    `lookback` candles, sell when it breaks below the lowest low; the stop sits
+    `atr_mult` average true ranges (Wilder's, `atr_period`) from the close.
+    """
+
+    name = "atr_breakout"
+
+    def __init__(self, lookback: int = 20, atr_period: int = 14, atr_mult: float = 2.0) -> None:
+        if lookback < 2 or atr_period < 1 or atr_mult <= 0:
+            raise ValueError("atr_breakout needs lookback >= 2, atr_period >= 1, atr_mult > 0")
+        self.lookback = int(lookback)
+        self.atr_period = int(atr_period)
+        self.atr_mult = float(atr_mult)
+        self._highs: collections.deque[float] = collections.deque(maxlen=self.lookback)
+        self._lows: collections.deque[float] = collections.deque(maxlen=self.lookback)
+        self._prev_close: float | None = None
+        self._atr: float | None = None
+        self._seen = 0
+        self._side: Side | None = None
+
+    def on_candle(self, candle: CandleClosed) -> Signal | None:
+        """Update the channel and ATR; signal on a breakout that flips the side."""
+        prev_close = self._prev_close
+        true_range = candle.high - candle.low
+        if prev_close is not None:
+            true_range = max(true_range, abs(candle.high - prev_close), abs(candle.low - prev_close))
+        self._seen += 1
+        if self._atr is None:
+            self._atr = true_range
+        else:  # Wilder's smoothing
+            self._atr += (true_range - self._atr) / min(self._seen, self.atr_period)
+        signal = None
+        if len(self._highs) == self.lookback and self._seen > self.atr_period:
+            distance = self.atr_mult * self._atr
+            if candle.close > max(self._highs) and self._side != "buy":
+                signal = Signal("buy", candle.close - distance, "close broke the channel high")
+            elif candle.close < min(self._lows) and self._side != "sell":
+                signal = Signal("sell", candle.close + distance, "close broke the channel low")
+        if signal is not None:
+            self._side = signal.side
+        self._highs.append(candle.high)
+        self._lows.append(candle.low)
+        self._prev_close = candle.close
+        return signal
+
+    def __repr__(self) -> str:
+        return f"AtrBreakout(lookback={self.lookback}, atr={self._atr}, side={self._side})"
+
+
+StrategyFactory = Callable[..., Strategy]
+STRATEGIES: dict[str, StrategyFactory] = {"sma_cross": SmaCross, "atr_breakout": AtrBreakout}
+
+
+def make_strategy(name: str, params: dict[str, float | int | str | bool] | None = None) -> Strategy:
+    """Build a registered strategy; ValueError names the known ones or the bad parameter."""
+    factory = STRATEGIES.get(name)
+    if factory is None:
+        raise ValueError(f"unknown strategy {name!r} (known: {', '.join(sorted(STRATEGIES))})")
+    try:
+        return factory(**(params or {}))
+    except TypeError as exc:
+        raise ValueError(f"strategy {name}: {exc}") from None
+
+
+class StrategyHandler:
+    """Runs one strategy instance per (exchange, symbol, interval): CandleClosed -> SignalFired."""
+
+    def __init__(self, name: str, params: dict[str, float | int | str | bool], clock: Clock) -> None:
+        self.strategy_name = name
+        self.params = dict(params)
+        self.clock = clock
+        make_strategy(name, self.params)  # refuse bad names and parameters before any candle
+        self._instances: dict[tuple[str, str, str], Strategy] = {}
+        self._bus: Bus | None = None
+
+    def attach(self, bus: Bus) -> None:
+        """Subscribe to closed candles."""
+        self._bus = bus
+        bus.subscribe(CandleClosed, self.handle, name="StrategyHandler")
+
+    async def handle(self, candle: CandleClosed) -> None:
+        """Feed the candle to its series' strategy and publish what it signals."""
+        key = (candle.exchange, candle.symbol, candle.interval)
+        strategy = self._instances.get(key)
+        if strategy is None:
+            strategy = self._instances[key] = make_strategy(self.strategy_name, self.params)
+        signal = strategy.on_candle(candle)
+        if signal is not None and self._bus is not None:
+            await self._bus.publish(
+                SignalFired(
+                    ts_ns=self.clock.now_ns(), strategy=strategy.name, exchange=candle.exchange,
+                    symbol=candle.symbol, side=signal.side, price=candle.close, stop_price=signal.stop_price,
+                    reason=signal.reason, candle_open_time_ms=candle.open_time_ms,
+                )
+            )
+
+    def __repr__(self) -> str:
+        return f"StrategyHandler(strategy={self.strategy_name!r}, series={len(self._instances)})"
