@@ -32,6 +32,8 @@ def _downsample(times: Sequence[int], values: Sequence[float]) -> list[tuple[int
         for i in sorted({lo, hi}):
             points.append((times[i], values[i]))
         start = end
+    if points[-1][0] != times[-1]:
+        points.append((times[-1], values[-1]))  # the curve ends where the run ended
     return points
 
 
@@ -67,7 +69,7 @@ def equity_svg(times_ms: Sequence[int], equity: Sequence[float], *, title: str, 
             f'stroke="#e5e7eb"/><text x="{_LEFT - 8}" y="{y(value) + 4:.1f}" text-anchor="end">'
             f"{value:,.0f}</text>"
         )
-    final = points[-1][1]
+    final = equity[-1]
     colour = "#15803d" if final >= baseline else "#b91c1c"
     return f"""<svg xmlns="http://www.w3.org/2000/svg" width="{_WIDTH}" height="{_HEIGHT}" \
 viewBox="0 0 {_WIDTH} {_HEIGHT}" font-family="sans-serif" font-size="12" fill="#111827">

@@ -181,12 +181,11 @@ class SimExchange:
         if reduce_only and not closing:
             return fail(ErrorKind.INVALID_ORDER, "reduce-only order would open a position")
         fee = 0.0
+        reduce = 0.0
         if closing and position is not None:
             reduce = min(filled, position.qty)
             fee += self._reduce(symbol, reduce, price)
-            filled_open = 0.0 if reduce_only else filled - reduce
-        else:
-            filled_open = filled
+        filled_open = 0.0 if reduce_only else filled - reduce
         if filled_open > 0:
             fee_open = filled_open * price * self.config.taker_fee
             margin = filled_open * price / self.config.leverage
@@ -204,8 +203,7 @@ class SimExchange:
                 held.entry_price = (held.entry_price * held.qty + price * filled_open) / total
                 held.qty = total
                 held.margin += margin
-        filled_total = (filled if not reduce_only else min(filled, position.qty if position else 0.0))
-        result = self._filled(client_order_id, qty, filled_total, price, fee)
+        result = self._filled(client_order_id, qty, reduce + filled_open, price, fee)
         self._orders[client_order_id] = result
         return result
 
