@@ -8,7 +8,6 @@ publish-to-handler latency percentiles, on uvloop as the CLI runs.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import time
 
 import anyio
@@ -21,8 +20,18 @@ from twinstar.clock import SimClock
 
 def _candles(n: int) -> list[CandleClosed]:
     return [
-        CandleClosed(ts_ns=i, exchange="bench", symbol="BTC/USDT", interval="1m", open_time_ms=i * 60_000,
-                     open=1.0, high=1.0, low=1.0, close=1.0, volume=1.0)
+        CandleClosed(
+            ts_ns=i,
+            exchange="bench",
+            symbol="BTC/USDT",
+            interval="1m",
+            open_time_ms=i * 60_000,
+            open=1.0,
+            high=1.0,
+            low=1.0,
+            close=1.0,
+            volume=1.0,
+        )
         for i in range(n)
     ]
 

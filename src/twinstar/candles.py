@@ -63,7 +63,7 @@ def _times_ms(column: pl.Series, path: Path) -> pl.Series:
         values = column.cast(pl.Int64, strict=False)
         # Epoch seconds are < 1e11 until the year 5138; milliseconds are larger.
         return (values * 1000).zip_with(values < 100_000_000_000, values)
-    if column.dtype == pl.Datetime or column.dtype == pl.Date:
+    if column.dtype in (pl.Datetime, pl.Date):
         return column.cast(pl.Datetime("ms")).dt.epoch("ms")
     # CryptoDataDownload writes hours as "2019-10-17 09-AM"; give them minutes.
     text = column.cast(pl.String).str.replace(r" (\d{1,2})-(AM|PM)$", " $1:00 $2")
@@ -96,11 +96,13 @@ def load_candles(path: str | Path, *, interval: str | None = None) -> CandleSeri
     base_volume = [c for n, c in by_name.items() if n.startswith("volume_") and n not in ("volume_usd", "volume_usdt")]
     volume = base_volume[0] if base_volume else by_name.get("volume")
     try:
-        frame = pl.DataFrame({
-            "open_time_ms": _times_ms(raw[time_col], path),
-            **{name: raw[by_name[name]].cast(pl.Float64) for name in ("open", "high", "low", "close")},
-            "volume": raw[volume].cast(pl.Float64) if volume else pl.zeros(raw.height, eager=True),
-        })
+        frame = pl.DataFrame(
+            {
+                "open_time_ms": _times_ms(raw[time_col], path),
+                **{name: raw[by_name[name]].cast(pl.Float64) for name in ("open", "high", "low", "close")},
+                "volume": raw[volume].cast(pl.Float64) if volume else pl.zeros(raw.height, eager=True),
+            }
+        )
     except pl.exceptions.InvalidOperationError as exc:
         raise CandleFileError(f"{path}: a price column is not numeric ({str(exc).splitlines()[0]})") from None
     _check_values(frame, path)
@@ -119,7 +121,10 @@ def load_candles(path: str | Path, *, interval: str | None = None) -> CandleSeri
 def _check_values(frame: pl.DataFrame, path: Path) -> None:
     checks = [
         ("open_time_ms", pl.col("open_time_ms").is_null(), "missing timestamp"),
-        *[(c, pl.col(c).is_null() | pl.col(c).is_nan(), "missing or NaN price") for c in ("open", "high", "low", "close")],
+        *[
+            (c, pl.col(c).is_null() | pl.col(c).is_nan(), "missing or NaN price")
+            for c in ("open", "high", "low", "close")
+        ],
         *[(c, pl.col(c) <= 0, "non-positive price") for c in ("open", "high", "low", "close")],
         ("volume", pl.col("volume").is_nan() | (pl.col("volume") < 0), "negative or NaN volume"),
         ("high", pl.col("high") < pl.col("low"), "high below low"),

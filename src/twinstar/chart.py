@@ -29,8 +29,7 @@ def _downsample(times: Sequence[int], values: Sequence[float]) -> list[tuple[int
         end = min(n, int(start + bucket) or start + 1)
         lo = min(range(start, end), key=values.__getitem__)
         hi = max(range(start, end), key=values.__getitem__)
-        for i in sorted({lo, hi}):
-            points.append((times[i], values[i]))
+        points.extend((times[i], values[i]) for i in sorted({lo, hi}))
         start = end
     if points[-1][0] != times[-1]:
         points.append((times[-1], values[-1]))  # the curve ends where the run ended
@@ -47,8 +46,8 @@ def equity_svg(times_ms: Sequence[int], equity: Sequence[float], *, title: str, 
         times_ms, equity = [0], [baseline]
     points = _downsample(times_ms, equity)
     t0, t1 = points[0][0], points[-1][0]
-    lo = min(min(v for _, v in points), baseline)
-    hi = max(max(v for _, v in points), baseline)
+    lo = min(*(v for _, v in points), baseline)
+    hi = max(*(v for _, v in points), baseline)
     if hi == lo:
         hi, lo = hi + 1, lo - 1
     plot_w = _WIDTH - _LEFT - _RIGHT

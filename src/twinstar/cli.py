@@ -19,11 +19,12 @@ import uvloop
 
 from twinstar import __version__
 from twinstar.bus.record import StreamFormatError
+from twinstar.candles import CandleFileError
 from twinstar.config import Config, ConfigError
 from twinstar.kernel import Kernel
 
-# Errors a user causes (bad file, bad config): one line on stderr, exit code 2.
-USER_ERRORS: tuple[type[Exception], ...] = (ConfigError, StreamFormatError)
+# Errors a user causes (bad file, bad config, bad name): one line on stderr, exit code 2.
+USER_ERRORS: tuple[type[Exception], ...] = (ConfigError, StreamFormatError, CandleFileError, ValueError)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -107,11 +108,13 @@ async def _run_paper(config: Config, args: argparse.Namespace) -> int:
         config = msgspec.structs.replace(config, interval=series.interval)
     run_dir = Path(args.out) if args.out else default_run_dir(config)
     if not args.quiet:
-        print(f"paper session: {config.strategy.name} on {config.symbols[0]} {config.interval}, "
-              f"{series.frame.height:,} candles from {source.name}", file=sys.stderr)
+        print(
+            f"paper session: {config.strategy.name} on {config.symbols[0]} {config.interval}, "
+            f"{series.frame.height:,} candles from {source.name}",
+            file=sys.stderr,
+        )
     progress = None if args.quiet else Progress(series.frame.height, "candles")
-    result = await run_paper(config, series.frame, run_dir,
-                             on_progress=progress.update if progress else None)
+    result = await run_paper(config, series.frame, run_dir, on_progress=progress.update if progress else None)
     print(table(result.summary.rows(), title=f"{config.strategy.name} {config.symbols[0]} {config.interval}"))
     print(f"run folder: {result.run_dir}")
     print(f"  events:  {result.stream}")
@@ -125,16 +128,19 @@ async def _run_live(config: Config) -> int:
 
     async with Kernel(config, components=live_components(config)) as kernel:
         _install_stop_signals(kernel)
-        print(f"twinstar: trading live on {config.exchange.id} (Ctrl-C stops; stop-losses stay on the exchange)",
-              file=sys.stderr)
+        print(
+            f"twinstar: trading live on {config.exchange.id} (Ctrl-C stops; stop-losses stay on the exchange)",
+            file=sys.stderr,
+        )
         await kernel.run_until_stopped()
     return 0
 
 
 async def _cmd_replay(args: argparse.Namespace) -> int:
     from twinstar.replay import replay
+    from twinstar.session import sim_components
 
-    summary = await replay(args.file, output=args.output)
+    summary = await replay(args.file, output=args.output, components=sim_components)
     print(f"replayed {summary.input_events} input events -> {summary.output_events} events in {summary.elapsed_s:.2f}s")
     for name, count in summary.counts.items():
         print(f"  {name:<22} {count:>10}")

@@ -6,6 +6,7 @@ figures come out of a paper run, a replay and a live session.
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import msgspec
@@ -110,7 +111,7 @@ class PerformanceTracker:
             peak = max(peak, value)
             if peak > 0:
                 max_dd = max(max_dd, (peak - value) / peak)
-        returns = [b / a - 1 for a, b in zip(equity, equity[1:], strict=False) if a > 0]
+        returns = [b / a - 1 for a, b in itertools.pairwise(equity) if a > 0]
         sharpe = 0.0
         if len(returns) > 1:
             mean = sum(returns) / len(returns)

@@ -85,18 +85,34 @@ async def run_paper(
             close_ns = (open_ms + length_ms) * 1_000_000
             clock.set_ns(close_ns)
             await publish(
-                CandleClosed(ts_ns=close_ns, exchange=exchange, symbol=symbol, interval=interval,
-                             open_time_ms=open_ms, open=o, high=h, low=low, close=c, volume=v)
+                CandleClosed(
+                    ts_ns=close_ns,
+                    exchange=exchange,
+                    symbol=symbol,
+                    interval=interval,
+                    open_time_ms=open_ms,
+                    open=o,
+                    high=h,
+                    low=low,
+                    close=c,
+                    volume=v,
+                )
             )
             if on_progress is not None and index % 1_000 == 0:
                 on_progress(index)
     if on_progress is not None:
         on_progress(len(columns[0]))
     chart = write_equity_chart(
-        run_dir / "equity.svg", tracker.times_ms, tracker.equity,
-        title=f"{config.strategy.name} on {symbol} {interval} (paper)", baseline=config.sim.initial_balance,
+        run_dir / "equity.svg",
+        tracker.times_ms,
+        tracker.equity,
+        title=f"{config.strategy.name} on {symbol} {interval} (paper)",
+        baseline=config.sim.initial_balance,
     )
     return PaperResult(
-        run_dir=str(run_dir), stream=str(stream), chart=str(chart), candles=str(candles_dir),
+        run_dir=str(run_dir),
+        stream=str(stream),
+        chart=str(chart),
+        candles=str(candles_dir),
         summary=tracker.summary(),
     )

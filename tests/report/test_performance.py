@@ -20,8 +20,18 @@ def _opened(qty: float, price: float) -> PositionOpened:
 
 
 def _closed(pnl: float, fees: float) -> PositionClosed:
-    return PositionClosed(ts_ns=0, exchange="sim", symbol="BTC/USD", side="long", qty=1, entry_price=100,
-                          exit_price=100 + pnl, pnl=pnl, fees=fees, reason="signal")
+    return PositionClosed(
+        ts_ns=0,
+        exchange="sim",
+        symbol="BTC/USD",
+        side="long",
+        qty=1,
+        entry_price=100,
+        exit_price=100 + pnl,
+        pnl=pnl,
+        fees=fees,
+        reason="signal",
+    )
 
 
 async def test_equity_is_marked_to_market_and_trades_are_booked() -> None:
@@ -40,8 +50,16 @@ async def test_equity_is_marked_to_market_and_trades_are_booked() -> None:
     mean = sum(returns) / 3
     std = math.sqrt(sum((r - mean) ** 2 for r in returns) / 2)
     assert summary == Summary(
-        bars=4, trades=2, wins=1, win_rate_pct=50.0, gross_pnl=9.0, fees=4.0, net_pnl=5.0,
-        initial_equity=1000.0, final_equity=1005.0, return_pct=pytest.approx(0.5),  # type: ignore[arg-type]
+        bars=4,
+        trades=2,
+        wins=1,
+        win_rate_pct=50.0,
+        gross_pnl=9.0,
+        fees=4.0,
+        net_pnl=5.0,
+        initial_equity=1000.0,
+        final_equity=1005.0,
+        return_pct=pytest.approx(0.5),  # type: ignore[arg-type]
         max_drawdown_pct=pytest.approx(100 * 14 / 1019),  # type: ignore[arg-type]
         sharpe=pytest.approx(mean / std * math.sqrt(365 * 1440)),  # type: ignore[arg-type]
     )
@@ -53,8 +71,13 @@ def test_an_empty_run_has_a_neutral_summary() -> None:
 
 
 def test_intervals_parse_and_print() -> None:
-    assert [interval_ms(i) for i in ("1s", "15m", "4h", "1d", "1w")] == [1000, 900_000, 14_400_000, 86_400_000,
-                                                                       604_800_000]
+    assert [interval_ms(i) for i in ("1s", "15m", "4h", "1d", "1w")] == [
+        1000,
+        900_000,
+        14_400_000,
+        86_400_000,
+        604_800_000,
+    ]
     assert [interval_from_ms(ms) for ms in (60_000, 3_600_000, 7_200_000, 86_400_000)] == ["1m", "1h", "2h", "1d"]
     for bad in ("", "m", "0m", "5x", "1.5h"):
         with pytest.raises(ValueError, match="unknown candle interval"):

@@ -92,9 +92,7 @@ class SimExchange:
         bars = self._bars.get(symbol)
         if bars is None:
             bars = self._bars[symbol] = collections.deque(maxlen=_HISTORY)
-        bars.append(
-            Bar(candle.open_time_ms, candle.open, candle.high, candle.low, candle.close, candle.volume)
-        )
+        bars.append(Bar(candle.open_time_ms, candle.open, candle.high, candle.low, candle.close, candle.volume))
         stop = self._stops.get(symbol)
         if stop is None:
             return
@@ -141,29 +139,55 @@ class SimExchange:
         """Fill at the last price (see the module docstring) unless a fault says otherwise."""
         now_ms = self.clock.now_ms()
         if self._take(SimFault.NETWORK_DOWN) is not None:
-            return OrderResult.failure(ErrorKind.NETWORK, "network unreachable (injected)",
-                                       client_order_id=client_order_id, requested_qty=qty, timestamp_ms=now_ms)
+            return OrderResult.failure(
+                ErrorKind.NETWORK,
+                "network unreachable (injected)",
+                client_order_id=client_order_id,
+                requested_qty=qty,
+                timestamp_ms=now_ms,
+            )
         if self._take(SimFault.RATE_LIMIT) is not None:
-            return OrderResult.failure(ErrorKind.RATE_LIMIT, "too many requests (injected)",
-                                       client_order_id=client_order_id, requested_qty=qty, timestamp_ms=now_ms)
+            return OrderResult.failure(
+                ErrorKind.RATE_LIMIT,
+                "too many requests (injected)",
+                client_order_id=client_order_id,
+                requested_qty=qty,
+                timestamp_ms=now_ms,
+            )
         if self._take(SimFault.TIMEOUT_BEFORE_BOOK) is not None:
-            return OrderResult.failure(ErrorKind.TIMEOUT, "request timed out (injected, never arrived)",
-                                       client_order_id=client_order_id, requested_qty=qty, timestamp_ms=now_ms)
+            return OrderResult.failure(
+                ErrorKind.TIMEOUT,
+                "request timed out (injected, never arrived)",
+                client_order_id=client_order_id,
+                requested_qty=qty,
+                timestamp_ms=now_ms,
+            )
         if client_order_id in self._orders:
-            return OrderResult.failure(ErrorKind.INVALID_ORDER, f"duplicate client order id {client_order_id}",
-                                       client_order_id=client_order_id, requested_qty=qty, timestamp_ms=now_ms)
+            return OrderResult.failure(
+                ErrorKind.INVALID_ORDER,
+                f"duplicate client order id {client_order_id}",
+                client_order_id=client_order_id,
+                requested_qty=qty,
+                timestamp_ms=now_ms,
+            )
         result = self._execute(symbol, side, qty, client_order_id, reduce_only, now_ms)
         if result.ok and self._take(SimFault.TIMEOUT_AFTER_BOOK) is not None:
-            return OrderResult.failure(ErrorKind.TIMEOUT, "request timed out (injected, order executed)",
-                                       client_order_id=client_order_id, requested_qty=qty, timestamp_ms=now_ms)
+            return OrderResult.failure(
+                ErrorKind.TIMEOUT,
+                "request timed out (injected, order executed)",
+                client_order_id=client_order_id,
+                requested_qty=qty,
+                timestamp_ms=now_ms,
+            )
         return result
 
     def _execute(
         self, symbol: str, side: Side, qty: float, client_order_id: str, reduce_only: bool, now_ms: int
     ) -> OrderResult:
         def fail(kind: ErrorKind, message: str) -> OrderResult:
-            return OrderResult.failure(kind, message, client_order_id=client_order_id, requested_qty=qty,
-                                       timestamp_ms=now_ms)
+            return OrderResult.failure(
+                kind, message, client_order_id=client_order_id, requested_qty=qty, timestamp_ms=now_ms
+            )
 
         last = self._last.get(symbol)
         if last is None:
@@ -190,8 +214,10 @@ class SimExchange:
             fee_open = filled_open * price * self.config.taker_fee
             margin = filled_open * price / self.config.leverage
             if margin + fee_open > self.free_balance() + 1e-9:
-                return fail(ErrorKind.INSUFFICIENT_FUNDS,
-                            f"insufficient margin: need {margin + fee_open:.2f}, free {self.free_balance():.2f}")
+                return fail(
+                    ErrorKind.INSUFFICIENT_FUNDS,
+                    f"insufficient margin: need {margin + fee_open:.2f}, free {self.free_balance():.2f}",
+                )
             self.cash -= fee_open
             fee += fee_open
             held = self._positions.get(symbol)
@@ -226,8 +252,14 @@ class SimExchange:
         self._order_seq += 1
         status: OrderStatus = "filled" if filled >= requested - 1e-12 else "partial"
         return OrderResult.success(
-            client_order_id=client_order_id, order_id=f"sim-{self._order_seq}", status=status,
-            requested_qty=requested, filled_qty=filled, avg_price=price, fee=fee, timestamp_ms=self.clock.now_ms(),
+            client_order_id=client_order_id,
+            order_id=f"sim-{self._order_seq}",
+            status=status,
+            requested_qty=requested,
+            filled_qty=filled,
+            avg_price=price,
+            fee=fee,
+            timestamp_ms=self.clock.now_ms(),
         )
 
     async def update_stop_loss(
@@ -236,26 +268,51 @@ class SimExchange:
         """Replace the resting stop for `symbol` (a rejection leaves the old one in force)."""
         now_ms = self.clock.now_ms()
         if self._take(SimFault.REJECT_STOP) is not None:
-            return OrderResult.failure(ErrorKind.INVALID_ORDER, "stop order rejected (injected)",
-                                       client_order_id=client_order_id, requested_qty=qty, timestamp_ms=now_ms)
+            return OrderResult.failure(
+                ErrorKind.INVALID_ORDER,
+                "stop order rejected (injected)",
+                client_order_id=client_order_id,
+                requested_qty=qty,
+                timestamp_ms=now_ms,
+            )
         if self._take(SimFault.NETWORK_DOWN) is not None:
-            return OrderResult.failure(ErrorKind.NETWORK, "network unreachable (injected)",
-                                       client_order_id=client_order_id, requested_qty=qty, timestamp_ms=now_ms)
+            return OrderResult.failure(
+                ErrorKind.NETWORK,
+                "network unreachable (injected)",
+                client_order_id=client_order_id,
+                requested_qty=qty,
+                timestamp_ms=now_ms,
+            )
         if client_order_id in self._orders:
-            return OrderResult.failure(ErrorKind.INVALID_ORDER, f"duplicate client order id {client_order_id}",
-                                       client_order_id=client_order_id, requested_qty=qty, timestamp_ms=now_ms)
+            return OrderResult.failure(
+                ErrorKind.INVALID_ORDER,
+                f"duplicate client order id {client_order_id}",
+                client_order_id=client_order_id,
+                requested_qty=qty,
+                timestamp_ms=now_ms,
+            )
         last = self._last.get(symbol)
         if last is not None and (
             (position_side == "long" and stop_price >= last.close)
             or (position_side == "short" and stop_price <= last.close)
         ):
-            return OrderResult.failure(ErrorKind.INVALID_ORDER, "stop would trigger immediately",
-                                       client_order_id=client_order_id, requested_qty=qty, timestamp_ms=now_ms)
+            return OrderResult.failure(
+                ErrorKind.INVALID_ORDER,
+                "stop would trigger immediately",
+                client_order_id=client_order_id,
+                requested_qty=qty,
+                timestamp_ms=now_ms,
+            )
         self._stops[symbol] = _Stop(client_order_id, position_side, qty, stop_price)
         self._order_seq += 1
         result = OrderResult.success(
-            client_order_id=client_order_id, order_id=f"sim-{self._order_seq}", status="open",
-            requested_qty=qty, filled_qty=0.0, avg_price=stop_price, timestamp_ms=now_ms,
+            client_order_id=client_order_id,
+            order_id=f"sim-{self._order_seq}",
+            status="open",
+            requested_qty=qty,
+            filled_qty=0.0,
+            avg_price=stop_price,
+            timestamp_ms=now_ms,
         )
         self._orders[client_order_id] = result
         return result
@@ -266,19 +323,31 @@ class SimExchange:
         cid = stop.client_order_id if stop is not None else ""
         if stop is not None:
             self._orders[cid] = msgspec.structs.replace(self._orders[cid], status="canceled")
-        return OrderResult.success(client_order_id=cid, order_id="", status="canceled", requested_qty=0.0,
-                                   filled_qty=0.0, avg_price=0.0, timestamp_ms=self.clock.now_ms())
+        return OrderResult.success(
+            client_order_id=cid,
+            order_id="",
+            status="canceled",
+            requested_qty=0.0,
+            filled_qty=0.0,
+            avg_price=0.0,
+            timestamp_ms=self.clock.now_ms(),
+        )
 
     async def close_position(self, symbol: str, *, client_order_id: str) -> OrderResult:
         """Close the whole position at market and cancel its stop."""
         position = self._positions.get(symbol)
         if position is None:
-            return OrderResult.failure(ErrorKind.INVALID_ORDER, f"no open position in {symbol}",
-                                       client_order_id=client_order_id, timestamp_ms=self.clock.now_ms())
+            return OrderResult.failure(
+                ErrorKind.INVALID_ORDER,
+                f"no open position in {symbol}",
+                client_order_id=client_order_id,
+                timestamp_ms=self.clock.now_ms(),
+            )
         self._stops.pop(symbol, None)
         side: Side = "sell" if position.side == "long" else "buy"
-        return await self.place_market_order(symbol, side, position.qty, client_order_id=client_order_id,
-                                             reduce_only=True)
+        return await self.place_market_order(
+            symbol, side, position.qty, client_order_id=client_order_id, reduce_only=True
+        )
 
     async def fetch_position(self, symbol: str) -> Position | None:
         """Return the open position, or None when flat."""
@@ -292,8 +361,12 @@ class SimExchange:
         found = self._orders.get(client_order_id)
         if found is not None:
             return found
-        return OrderResult.failure(ErrorKind.ORDER_NOT_FOUND, f"no order {client_order_id}",
-                                   client_order_id=client_order_id, timestamp_ms=self.clock.now_ms())
+        return OrderResult.failure(
+            ErrorKind.ORDER_NOT_FOUND,
+            f"no order {client_order_id}",
+            client_order_id=client_order_id,
+            timestamp_ms=self.clock.now_ms(),
+        )
 
     async def fetch_ohlcv(
         self, symbol: str, interval: str, *, since_ms: int | None = None, limit: int = 500
@@ -320,5 +393,7 @@ class SimExchange:
         """Nothing to release."""
 
     def __repr__(self) -> str:
-        return (f"SimExchange(name={self._name!r}, cash={self.cash:.2f}, positions={len(self._positions)}, "
-                f"stops={len(self._stops)}, orders={len(self._orders)})")
+        return (
+            f"SimExchange(name={self._name!r}, cash={self.cash:.2f}, positions={len(self._positions)}, "
+            f"stops={len(self._stops)}, orders={len(self._orders)})"
+        )

@@ -154,28 +154,56 @@ class ExecutionHandler:
         ratio = result.filled_qty / result.requested_qty if result.requested_qty else 1.0
         partial = ratio < self.execution.partial_fill_warn_ratio
         if partial:
-            log.warning("order %s filled only %.1f%% (%s of %s)", result.client_order_id, 100 * ratio,
-                        result.filled_qty, result.requested_qty)
+            log.warning(
+                "order %s filled only %.1f%% (%s of %s)",
+                result.client_order_id,
+                100 * ratio,
+                result.filled_qty,
+                result.requested_qty,
+            )
         if self._bus is not None:
             await self._bus.publish(
                 OrderPlaced(
-                    ts_ns=self.clock.now_ns(), client_order_id=result.client_order_id, order_id=result.order_id,
-                    exchange=signal.exchange, symbol=signal.symbol, side=side, intent=intent,
-                    requested_qty=result.requested_qty, filled_qty=result.filled_qty, avg_price=result.avg_price,
-                    fee=result.fee, status=result.status, attempts=attempts, partial=partial,
+                    ts_ns=self.clock.now_ns(),
+                    client_order_id=result.client_order_id,
+                    order_id=result.order_id,
+                    exchange=signal.exchange,
+                    symbol=signal.symbol,
+                    side=side,
+                    intent=intent,
+                    requested_qty=result.requested_qty,
+                    filled_qty=result.filled_qty,
+                    avg_price=result.avg_price,
+                    fee=result.fee,
+                    status=result.status,
+                    attempts=attempts,
+                    partial=partial,
                 )
             )
 
     async def _failed(
-        self, signal: SignalFired, side: Side, intent: OrderIntent, kind: ErrorKind, message: str,
-        attempts: int, cid: str = "",
+        self,
+        signal: SignalFired,
+        side: Side,
+        intent: OrderIntent,
+        kind: ErrorKind,
+        message: str,
+        attempts: int,
+        cid: str = "",
     ) -> None:
         log.error("order for %s %s failed (%s): %s", signal.symbol, intent, kind, message)
         if self._bus is not None:
             await self._bus.publish(
                 OrderFailed(
-                    ts_ns=self.clock.now_ns(), client_order_id=cid, exchange=signal.exchange, symbol=signal.symbol,
-                    side=side, intent=intent, error_kind=kind.label, message=message, attempts=attempts,
+                    ts_ns=self.clock.now_ns(),
+                    client_order_id=cid,
+                    exchange=signal.exchange,
+                    symbol=signal.symbol,
+                    side=side,
+                    intent=intent,
+                    error_kind=kind.label,
+                    message=message,
+                    attempts=attempts,
                 )
             )
 

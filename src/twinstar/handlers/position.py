@@ -96,10 +96,17 @@ class PositionHandler:
         side: PositionSide = "long" if order.side == "buy" else "short"
         position = OpenPosition(order.exchange, order.symbol, side, order.filled_qty, order.avg_price, order.fee)
         self.positions[order.symbol] = position
-        await self._publish(PositionOpened(
-            ts_ns=self.clock.now_ns(), exchange=order.exchange, symbol=order.symbol, side=side,
-            qty=order.filled_qty, entry_price=order.avg_price, fee=order.fee,
-        ))
+        await self._publish(
+            PositionOpened(
+                ts_ns=self.clock.now_ns(),
+                exchange=order.exchange,
+                symbol=order.symbol,
+                side=side,
+                qty=order.filled_qty,
+                entry_price=order.avg_price,
+                fee=order.fee,
+            )
+        )
         stop = self._signal_stops.pop(order.symbol, 0.0) or self._default_stop(side, order.avg_price)
         if not await self._set_stop(position, stop):
             await self._emergency_exit(position, "no stop-loss could be placed")
@@ -130,10 +137,20 @@ class PositionHandler:
         position.fees -= entry_fee
         if position.qty <= 1e-12:
             self.positions.pop(position.symbol, None)
-        await self._publish(PositionClosed(
-            ts_ns=self.clock.now_ns(), exchange=position.exchange, symbol=position.symbol, side=position.side,
-            qty=qty, entry_price=position.entry_price, exit_price=price, pnl=gross - fees, fees=fees, reason=reason,
-        ))
+        await self._publish(
+            PositionClosed(
+                ts_ns=self.clock.now_ns(),
+                exchange=position.exchange,
+                symbol=position.symbol,
+                side=position.side,
+                qty=qty,
+                entry_price=position.entry_price,
+                exit_price=price,
+                pnl=gross - fees,
+                fees=fees,
+                reason=reason,
+            )
+        )
 
     # -- stops -------------------------------------------------------------
 
@@ -141,8 +158,15 @@ class PositionHandler:
         """Place or move the stop, retrying on the clock; False if it never took."""
         if not self.exchange.supports_native_stop:
             position.stop_price = stop_price  # synthetic: watched on every closed candle
-            await self._publish(SLUpdated(ts_ns=self.clock.now_ns(), exchange=position.exchange,
-                                          symbol=position.symbol, stop_price=stop_price, qty=position.qty))
+            await self._publish(
+                SLUpdated(
+                    ts_ns=self.clock.now_ns(),
+                    exchange=position.exchange,
+                    symbol=position.symbol,
+                    stop_price=stop_price,
+                    qty=position.qty,
+                )
+            )
             return True
         waits = list(self.risk.sl_retry_backoff_s)
         attempts = 0
@@ -156,27 +180,50 @@ class PositionHandler:
             if result.ok:
                 position.stop_price = stop_price
                 position.stop_cid = cid
-                await self._publish(SLUpdated(ts_ns=self.clock.now_ns(), exchange=position.exchange,
-                                              symbol=position.symbol, stop_price=stop_price, qty=position.qty))
+                await self._publish(
+                    SLUpdated(
+                        ts_ns=self.clock.now_ns(),
+                        exchange=position.exchange,
+                        symbol=position.symbol,
+                        stop_price=stop_price,
+                        qty=position.qty,
+                    )
+                )
                 return True
             if not waits:
                 kind = result.error_kind or ErrorKind.UNKNOWN
-                log.error("stop for %s at %s failed %d times: %s", position.symbol, stop_price, attempts,
-                          result.message)
-                await self._publish(SLUpdateFailed(
-                    ts_ns=self.clock.now_ns(), exchange=position.exchange, symbol=position.symbol,
-                    stop_price=stop_price, attempts=attempts, error_kind=kind.label, message=result.message,
-                ))
+                log.error(
+                    "stop for %s at %s failed %d times: %s", position.symbol, stop_price, attempts, result.message
+                )
+                await self._publish(
+                    SLUpdateFailed(
+                        ts_ns=self.clock.now_ns(),
+                        exchange=position.exchange,
+                        symbol=position.symbol,
+                        stop_price=stop_price,
+                        attempts=attempts,
+                        error_kind=kind.label,
+                        message=result.message,
+                    )
+                )
                 return False
             await self.clock.sleep(waits.pop(0))
 
     async def _emergency_exit(self, position: OpenPosition, reason: str) -> None:
-        await self._publish(EmergencyExit(ts_ns=self.clock.now_ns(), exchange=position.exchange,
-                                          symbol=position.symbol, qty=position.qty, reason=reason))
+        await self._publish(
+            EmergencyExit(
+                ts_ns=self.clock.now_ns(),
+                exchange=position.exchange,
+                symbol=position.symbol,
+                qty=position.qty,
+                reason=reason,
+            )
+        )
         result = await self.exchange.close_position(position.symbol, client_order_id=self._cid("x", position))
         if result.ok:
-            await self._book_close(position, min(result.filled_qty, position.qty), result.avg_price, result.fee,
-                                   "emergency_exit")
+            await self._book_close(
+                position, min(result.filled_qty, position.qty), result.avg_price, result.fee, "emergency_exit"
+            )
         else:
             log.critical("EMERGENCY EXIT FAILED for %s: %s", position.symbol, result.message)
 
@@ -188,8 +235,9 @@ class PositionHandler:
         if position is None or position.exchange != candle.exchange:
             return
         if not self.exchange.supports_native_stop:
-            crossed = (candle.close <= position.stop_price if position.side == "long"
-                       else candle.close >= position.stop_price)
+            crossed = (
+                candle.close <= position.stop_price if position.side == "long" else candle.close >= position.stop_price
+            )
             if crossed:
                 await self._synthetic_stop(position)
                 return
@@ -204,8 +252,15 @@ class PositionHandler:
                 return
             if abs(actual.qty - position.qty) > 1e-9:
                 before, position.qty = position.qty, actual.qty
-                await self._publish(PositionReconciled(ts_ns=self.clock.now_ns(), exchange=position.exchange,
-                                                       symbol=position.symbol, before=before, after=actual.qty))
+                await self._publish(
+                    PositionReconciled(
+                        ts_ns=self.clock.now_ns(),
+                        exchange=position.exchange,
+                        symbol=position.symbol,
+                        before=before,
+                        after=actual.qty,
+                    )
+                )
                 await self._set_stop(position, position.stop_price)
         if self.risk.trailing_stop:
             trail = self._default_stop(position.side, candle.close)
@@ -229,11 +284,11 @@ class PositionHandler:
     async def _synthetic_stop(self, position: OpenPosition) -> None:
         result = await self.exchange.close_position(position.symbol, client_order_id=self._cid("x", position))
         if result.ok:
-            await self._book_close(position, min(result.filled_qty, position.qty), result.avg_price, result.fee,
-                                   "stop_loss")
+            await self._book_close(
+                position, min(result.filled_qty, position.qty), result.avg_price, result.fee, "stop_loss"
+            )
         else:
-            log.error("synthetic stop for %s failed: %s; retrying on the next candle", position.symbol,
-                      result.message)
+            log.error("synthetic stop for %s failed: %s; retrying on the next candle", position.symbol, result.message)
 
     def __repr__(self) -> str:
         return f"PositionHandler(positions={ {s: (p.side, p.qty, p.stop_price) for s, p in self.positions.items()} })"

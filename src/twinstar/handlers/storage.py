@@ -12,6 +12,7 @@ candle is ever lost silently.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import math
 from collections import defaultdict
@@ -27,8 +28,15 @@ from twinstar.bus.events import CandleClosed
 log: Final = logging.getLogger("twinstar.storage")
 
 SCHEMA: Final = {
-    "exchange": pl.String, "symbol": pl.String, "interval": pl.String, "open_time_ms": pl.Int64,
-    "open": pl.Float64, "high": pl.Float64, "low": pl.Float64, "close": pl.Float64, "volume": pl.Float64,
+    "exchange": pl.String,
+    "symbol": pl.String,
+    "interval": pl.String,
+    "open_time_ms": pl.Int64,
+    "open": pl.Float64,
+    "high": pl.Float64,
+    "low": pl.Float64,
+    "close": pl.Float64,
+    "volume": pl.Float64,
 }
 _Key = tuple[str, str, str, str]  # exchange, symbol, interval, month
 
@@ -40,6 +48,10 @@ def safe_name(text: str) -> str:
 
 def _month(open_time_ms: int) -> str:
     return dt.datetime.fromtimestamp(open_time_ms / 1000, tz=dt.UTC).strftime("%Y-%m")
+
+
+def _write_parquet(frame: pl.DataFrame, path: Path) -> None:
+    frame.write_parquet(path, compression="zstd")
 
 
 class CandleStorage:
@@ -69,8 +81,9 @@ class CandleStorage:
         values = (candle.open, candle.high, candle.low, candle.close)
         if not all(v > 0 and math.isfinite(v) for v in values) or not candle.volume >= 0:
             self.rejected += 1
-            log.error("refusing to store bad candle %s %s %d: %s", candle.symbol, candle.interval,
-                      candle.open_time_ms, values)
+            log.error(
+                "refusing to store bad candle %s %s %d: %s", candle.symbol, candle.interval, candle.open_time_ms, values
+            )
             return
         key = (candle.exchange, candle.symbol, candle.interval, _month(candle.open_time_ms))
         self._pending[key].append((candle.open_time_ms, *values, candle.volume))
@@ -92,14 +105,14 @@ class CandleStorage:
         for (exchange, symbol, interval, month), rows in pending.items():
             path = self.path_for(exchange, symbol, interval, month)
             path.parent.mkdir(parents=True, exist_ok=True)
-            new = pl.DataFrame(
-                [(exchange, symbol, interval, *row) for row in rows], schema=SCHEMA, orient="row"
-            )
+            new = pl.DataFrame([(exchange, symbol, interval, *row) for row in rows], schema=SCHEMA, orient="row")
             old = self._read_for_merge(path)
-            merged = (pl.concat([old, new]) if old is not None else new).unique(
-                "open_time_ms", keep="last", maintain_order=True
-            ).sort("open_time_ms")
-            replace_atomically(path, lambda temp: merged.write_parquet(temp, compression="zstd"))
+            merged = (
+                (pl.concat([old, new]) if old is not None else new)
+                .unique("open_time_ms", keep="last", maintain_order=True)
+                .sort("open_time_ms")
+            )
+            replace_atomically(path, functools.partial(_write_parquet, merged))
             self.written += len(rows)
 
     def _read_for_merge(self, path: Path) -> pl.DataFrame | None:

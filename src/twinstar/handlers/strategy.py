@@ -192,9 +192,15 @@ class StrategyHandler:
         if signal is not None and self._bus is not None:
             await self._bus.publish(
                 SignalFired(
-                    ts_ns=self.clock.now_ns(), strategy=strategy.name, exchange=candle.exchange,
-                    symbol=candle.symbol, side=signal.side, price=candle.close, stop_price=signal.stop_price,
-                    reason=signal.reason, candle_open_time_ms=candle.open_time_ms,
+                    ts_ns=self.clock.now_ns(),
+                    strategy=strategy.name,
+                    exchange=candle.exchange,
+                    symbol=candle.symbol,
+                    side=signal.side,
+                    price=candle.close,
+                    stop_price=signal.stop_price,
+                    reason=signal.reason,
+                    candle_open_time_ms=candle.open_time_ms,
                 )
             )
 
