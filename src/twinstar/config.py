@@ -82,6 +82,12 @@ class RiskConfig(_Section, frozen=True, kw_only=True, forbid_unknown_fields=True
     # Stop distance used when a signal carries no stop of its own.
     stop_loss_pct: float = 2.0
     trailing_stop: bool = True
+    # Move a trailing stop only when it tightens by at least this much (% of price):
+    # every move is an API call, and venues rate-limit order amendments.
+    trail_step_pct: float = 0.1
+    # Ask the exchange for the position every N candles (and whenever a candle
+    # reaches the stop): catches fills and changes made outside the bot.
+    reconcile_every: int = 5
     sl_retry_backoff_s: list[float] = msgspec.field(default_factory=lambda: [1.0, 2.0, 3.0])
 
 

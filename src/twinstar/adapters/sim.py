@@ -75,7 +75,7 @@ class SimExchange:
         self._stops: dict[str, _Stop] = {}
         self._orders: dict[str, OrderResult] = {}
         self._last: dict[str, CandleClosed] = {}
-        self._bars: dict[str, collections.deque[Bar]] = {}
+        self._candles: dict[str, collections.deque[CandleClosed]] = {}
         self._faults: dict[SimFault, list[float]] = {}  # fault -> [remaining count, parameter]
         self._order_seq = 0
 
@@ -89,10 +89,10 @@ class SimExchange:
         """Move the market: trigger resting stops on this candle's range."""
         symbol = candle.symbol
         self._last[symbol] = candle
-        bars = self._bars.get(symbol)
-        if bars is None:
-            bars = self._bars[symbol] = collections.deque(maxlen=_HISTORY)
-        bars.append(Bar(candle.open_time_ms, candle.open, candle.high, candle.low, candle.close, candle.volume))
+        history = self._candles.get(symbol)
+        if history is None:
+            history = self._candles[symbol] = collections.deque(maxlen=_HISTORY)
+        history.append(candle)  # converted to Bars only when fetched: this path runs per candle
         stop = self._stops.get(symbol)
         if stop is None:
             return
@@ -372,7 +372,11 @@ class SimExchange:
         self, symbol: str, interval: str, *, since_ms: int | None = None, limit: int = 500
     ) -> list[Bar]:
         """Return the candles seen so far (oldest first)."""
-        bars = [b for b in self._bars.get(symbol, ()) if since_ms is None or b.open_time_ms >= since_ms]
+        bars = [
+            Bar(c.open_time_ms, c.open, c.high, c.low, c.close, c.volume)
+            for c in self._candles.get(symbol, ())
+            if c.interval == interval and (since_ms is None or c.open_time_ms >= since_ms)
+        ]
         return bars[:limit] if since_ms is not None else bars[-limit:]
 
     def free_balance(self) -> float:

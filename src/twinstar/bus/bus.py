@@ -81,6 +81,7 @@ class Bus:
             raise ValueError("mailbox_size must be at least 1")
         self.clock = clock
         self.mode: Final = mode
+        self._replay: Final = mode == "replay"
         self.mailbox_size: Final = mailbox_size
         self._subs: list[Subscription] = []
         self._routes: dict[type[Event], tuple[Subscription, ...]] = {}
@@ -177,11 +178,24 @@ class Bus:
             subs = self._route(type(event))
         if not subs:
             return
-        if self.mode == "replay":
+        if self._replay:
             if self._dispatching:
                 self._backlog.append(event)
                 return
-            await self._dispatch_to_completion(event, subs)
+            # Inline fast path of run-to-completion dispatch: this runs once per input event.
+            self._dispatching = True
+            try:
+                for sub in subs:
+                    try:
+                        await sub.fn(event)
+                    except Exception as exc:
+                        self._report_failure(sub, event, exc)
+                if self._backlog:
+                    await self._drain_backlog()
+            finally:
+                self._dispatching = False
+                if self._idle_waiters:
+                    self._notify_idle()
             return
         for sub in subs:
             if sub.closed:
@@ -231,29 +245,19 @@ class Bus:
             if not wake.done():
                 wake.set_result(None)
 
-    async def _dispatch_to_completion(self, event: Event, subs: tuple[Subscription, ...]) -> None:
-        self._dispatching = True
-        try:
-            for sub in subs:
+    async def _drain_backlog(self) -> None:
+        backlog = self._backlog
+        routes = self._routes
+        while backlog:
+            queued = backlog.popleft()
+            queued_subs = routes.get(type(queued))
+            if queued_subs is None:
+                queued_subs = self._route(type(queued))
+            for sub in queued_subs:
                 try:
-                    await sub.fn(event)
+                    await sub.fn(queued)
                 except Exception as exc:
-                    self._report_failure(sub, event, exc)
-            backlog = self._backlog
-            routes = self._routes
-            while backlog:
-                queued = backlog.popleft()
-                queued_subs = routes.get(type(queued))
-                if queued_subs is None:
-                    queued_subs = self._route(type(queued))
-                for sub in queued_subs:
-                    try:
-                        await sub.fn(queued)
-                    except Exception as exc:
-                        self._report_failure(sub, queued, exc)
-        finally:
-            self._dispatching = False
-            self._notify_idle()
+                    self._report_failure(sub, queued, exc)
 
     async def _drain_mailbox(self, sub: Subscription) -> None:
         items = sub.items

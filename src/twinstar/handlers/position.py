@@ -53,6 +53,7 @@ class OpenPosition(msgspec.Struct):
     stop_price: float = 0.0
     stop_cid: str = ""
     stop_seq: int = 0
+    candles_since_check: int = 0
 
 
 class PositionHandler:
@@ -234,39 +235,55 @@ class PositionHandler:
         position = self.positions.get(candle.symbol)
         if position is None or position.exchange != candle.exchange:
             return
+        long = position.side == "long"
+        stop = position.stop_price
         if not self.exchange.supports_native_stop:
-            crossed = (
-                candle.close <= position.stop_price if position.side == "long" else candle.close >= position.stop_price
-            )
-            if crossed:
+            if candle.close <= stop if long else candle.close >= stop:
                 await self._synthetic_stop(position)
                 return
         else:
-            try:
-                actual = await self.exchange.fetch_position(candle.symbol)
-            except ExchangeError as exc:
-                log.warning("cannot check position %s: %s", candle.symbol, exc)
-                return
-            if actual is None:
-                await self._stopped_out(position)
-                return
-            if abs(actual.qty - position.qty) > 1e-9:
-                before, position.qty = position.qty, actual.qty
-                await self._publish(
-                    PositionReconciled(
-                        ts_ns=self.clock.now_ns(),
-                        exchange=position.exchange,
-                        symbol=position.symbol,
-                        before=before,
-                        after=actual.qty,
-                    )
+            position.candles_since_check += 1
+            touched = candle.low <= stop if long else candle.high >= stop
+            if touched or position.candles_since_check >= self.risk.reconcile_every:
+                position.candles_since_check = 0
+                if not await self._check_exchange(position):
+                    return
+        risk = self.risk
+        if risk.trailing_stop:
+            close = candle.close
+            step = close * risk.trail_step_pct / 100
+            if long:
+                trail = close * (1 - risk.stop_loss_pct / 100)
+                if trail - stop >= step:
+                    await self._set_stop(position, trail)
+            else:
+                trail = close * (1 + risk.stop_loss_pct / 100)
+                if stop - trail >= step:
+                    await self._set_stop(position, trail)
+
+    async def _check_exchange(self, position: OpenPosition) -> bool:
+        """Compare with the exchange's position; False when it is gone (stopped out)."""
+        try:
+            actual = await self.exchange.fetch_position(position.symbol)
+        except ExchangeError as exc:
+            log.warning("cannot check position %s: %s", position.symbol, exc)
+            return True
+        if actual is None:
+            await self._stopped_out(position)
+            return False
+        if abs(actual.qty - position.qty) > 1e-9:
+            before, position.qty = position.qty, actual.qty
+            await self._publish(
+                PositionReconciled(
+                    ts_ns=self.clock.now_ns(),
+                    exchange=position.exchange,
+                    symbol=position.symbol,
+                    before=before,
+                    after=actual.qty,
                 )
-                await self._set_stop(position, position.stop_price)
-        if self.risk.trailing_stop:
-            trail = self._default_stop(position.side, candle.close)
-            tighter = trail > position.stop_price if position.side == "long" else trail < position.stop_price
-            if tighter:
-                await self._set_stop(position, trail)
+            )
+            await self._set_stop(position, position.stop_price)
+        return True
 
     async def _stopped_out(self, position: OpenPosition) -> None:
         """The exchange shows flat: the resting stop filled; book it at its real fill price."""

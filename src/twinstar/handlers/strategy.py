@@ -41,25 +41,6 @@ class Strategy(Protocol):
         ...
 
 
-class _Sma:
-    """Simple moving average over a fixed window, O(1) per value."""
-
-    __slots__ = ("_sum", "_window", "length")
-
-    def __init__(self, length: int) -> None:
-        self.length = length
-        self._window: collections.deque[float] = collections.deque()
-        self._sum = 0.0
-
-    def update(self, value: float) -> float | None:
-        window = self._window
-        window.append(value)
-        self._sum += value
-        if len(window) > self.length:
-            self._sum -= window.popleft()
-        return self._sum / self.length if len(window) == self.length else None
-
-
 class SmaCross:
     """Go long when the fast SMA crosses above the slow one, short when it crosses below.
 
@@ -70,33 +51,49 @@ class SmaCross:
 
     name = "sma_cross"
 
+    __slots__ = ("_closes", "_fast", "_fast_sum", "_prev_above", "_slow", "_slow_sum", "stop_pct")
+
     def __init__(self, fast: int = 10, slow: int = 30, stop_pct: float = 0.0) -> None:
         if not 0 < fast < slow:
             raise ValueError(f"sma_cross needs 0 < fast < slow, got fast={fast} slow={slow}")
-        self._fast = _Sma(int(fast))
-        self._slow = _Sma(int(slow))
+        self._fast = int(fast)
+        self._slow = int(slow)
         self.stop_pct = float(stop_pct)
-        self._prev: tuple[float, float] | None = None
+        self._closes: collections.deque[float] = collections.deque()
+        self._fast_sum = 0.0
+        self._slow_sum = 0.0
+        self._prev_above: int | None = None  # sign of fast - slow on the previous candle
 
     def on_candle(self, candle: CandleClosed) -> Signal | None:
         """Feed one close; signal on a strict crossover."""
-        fast = self._fast.update(candle.close)
-        slow = self._slow.update(candle.close)
-        if fast is None or slow is None:
+        # Running sums make this O(1); both windows share one deque of closes.
+        closes = self._closes
+        close = candle.close
+        closes.append(close)
+        self._fast_sum += close
+        self._slow_sum += close
+        n = len(closes)
+        if n > self._fast:
+            self._fast_sum -= closes[-self._fast - 1]
+        if n > self._slow:
+            self._slow_sum -= closes.popleft()
+        elif n < self._slow:
             return None
-        prev, self._prev = self._prev, (fast, slow)
-        if prev is None:
+        diff = self._fast_sum / self._fast - self._slow_sum / self._slow
+        sign = (diff > 0) - (diff < 0)
+        prev, self._prev_above = self._prev_above, sign
+        if prev is None or sign == prev:
             return None
-        if prev[0] < prev[1] and fast > slow:
-            stop = candle.close * (1 - self.stop_pct / 100) if self.stop_pct else 0.0
+        if prev < 0 and sign > 0:
+            stop = close * (1 - self.stop_pct / 100) if self.stop_pct else 0.0
             return Signal("buy", stop, "fast SMA crossed above slow")
-        if prev[0] > prev[1] and fast < slow:
-            stop = candle.close * (1 + self.stop_pct / 100) if self.stop_pct else 0.0
+        if prev > 0 and sign < 0:
+            stop = close * (1 + self.stop_pct / 100) if self.stop_pct else 0.0
             return Signal("sell", stop, "fast SMA crossed below slow")
         return None
 
     def __repr__(self) -> str:
-        return f"SmaCross(fast={self._fast.length}, slow={self._slow.length}, last={self._prev})"
+        return f"SmaCross(fast={self._fast}, slow={self._slow}, prev_sign={self._prev_above})"
 
 
 class AtrBreakout:
@@ -175,6 +172,7 @@ class StrategyHandler:
         self.clock = clock
         make_strategy(name, self.params)  # refuse bad names and parameters before any candle
         self._instances: dict[tuple[str, str, str], Strategy] = {}
+        self._last: tuple[str, str, str, Strategy] | None = None
         self._bus: Bus | None = None
 
     def attach(self, bus: Bus) -> None:
@@ -184,10 +182,15 @@ class StrategyHandler:
 
     async def handle(self, candle: CandleClosed) -> None:
         """Feed the candle to its series' strategy and publish what it signals."""
-        key = (candle.exchange, candle.symbol, candle.interval)
-        strategy = self._instances.get(key)
-        if strategy is None:
-            strategy = self._instances[key] = make_strategy(self.strategy_name, self.params)
+        last = self._last
+        if last is not None and last[0] is candle.symbol and last[1] == candle.exchange and last[2] == candle.interval:
+            strategy = last[3]  # same series as the previous candle: skip the lookup
+        else:
+            key = (candle.exchange, candle.symbol, candle.interval)
+            strategy = self._instances.get(key)
+            if strategy is None:
+                strategy = self._instances[key] = make_strategy(self.strategy_name, self.params)
+            self._last = (*key, strategy)
         signal = strategy.on_candle(candle)
         if signal is not None and self._bus is not None:
             await self._bus.publish(
