@@ -21,8 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parents[1]))
 
-from bench.common import random_walk  # noqa: E402
-from bench.peers import Outcome, candle_events, run_backtesting_py, run_twinstar, sma_config  # noqa: E402
+from bench.common import random_walk
+from bench.peers import Outcome, candle_events, run_backtesting_py, run_twinstar, sma_config
 
 
 def main(bars: int) -> None:

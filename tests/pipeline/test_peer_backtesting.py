@@ -5,9 +5,9 @@ from __future__ import annotations
 import warnings
 
 import pytest
-
 from bench.common import random_walk
 from bench.peers import candle_events, run_backtesting_py, run_twinstar, sma_config
+
 from twinstar.candles import load_candles
 from twinstar.data import bundled_candles_path
 

@@ -187,9 +187,10 @@ class StrategyHandler:
             strategy = last[3]  # same series as the previous candle: skip the lookup
         else:
             key = (candle.exchange, candle.symbol, candle.interval)
-            strategy = self._instances.get(key)
-            if strategy is None:
-                strategy = self._instances[key] = make_strategy(self.strategy_name, self.params)
+            found = self._instances.get(key)
+            if found is None:
+                found = self._instances[key] = make_strategy(self.strategy_name, self.params)
+            strategy = found
             self._last = (*key, strategy)
         signal = strategy.on_candle(candle)
         if signal is not None and self._bus is not None:
