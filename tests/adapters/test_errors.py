@@ -31,6 +31,9 @@ CASES = [
     (ccxt.ArgumentsRequired, ErrorKind.INVALID_ORDER),
     (ccxt.ExchangeError, ErrorKind.UNKNOWN),
     (ccxt.BadResponse, ErrorKind.UNKNOWN),
+    (ccxt.NullResponse, ErrorKind.UNKNOWN),
+    (ccxt.OperationFailed, ErrorKind.EXCHANGE_UNAVAILABLE),
+    (ccxt.CancelPending, ErrorKind.EXCHANGE_UNAVAILABLE),
     (asyncio.TimeoutError, ErrorKind.TIMEOUT),
     (aiohttp.ClientConnectionError, ErrorKind.NETWORK),
     (ConnectionResetError, ErrorKind.NETWORK),
@@ -40,15 +43,21 @@ CASES = [
 
 @pytest.mark.parametrize(("exc_type", "kind"), CASES, ids=[c[0].__name__ for c in CASES])
 def test_every_ccxt_error_class_maps_to_its_kind(exc_type: type[Exception], kind: ErrorKind) -> None:
-    assert classify(exc_type("binanceusdm {\"code\":-1}")) is kind
+    assert classify(exc_type('binanceusdm {"code":-1}')) is kind
 
 
 def test_retryable_and_ambiguous_flags_follow_the_design() -> None:
     assert [k for k in ErrorKind if k.retryable] == [
-        ErrorKind.RATE_LIMIT, ErrorKind.NETWORK, ErrorKind.TIMEOUT, ErrorKind.EXCHANGE_UNAVAILABLE,
+        ErrorKind.RATE_LIMIT,
+        ErrorKind.NETWORK,
+        ErrorKind.TIMEOUT,
+        ErrorKind.EXCHANGE_UNAVAILABLE,
         ErrorKind.CLOCK_SKEW,
     ]
     # Ambiguous: the order may exist, so it must be looked up before any resend.
     assert [k for k in ErrorKind if k.ambiguous] == [
-        ErrorKind.NETWORK, ErrorKind.TIMEOUT, ErrorKind.EXCHANGE_UNAVAILABLE, ErrorKind.UNKNOWN,
+        ErrorKind.NETWORK,
+        ErrorKind.TIMEOUT,
+        ErrorKind.EXCHANGE_UNAVAILABLE,
+        ErrorKind.UNKNOWN,
     ]

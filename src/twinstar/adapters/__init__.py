@@ -1,1 +1,27 @@
-"""Exchange adapters: the Exchange protocol and its implementations."""
+"""Exchange adapters: the protocol, the simulator and the ccxt venues."""
+
+from __future__ import annotations
+
+from twinstar.adapters.base import Exchange
+from twinstar.adapters.binance import BinanceUsdm
+from twinstar.adapters.bingx import Bingx
+from twinstar.adapters.bitget import Bitget
+from twinstar.adapters.bybit import Bybit
+from twinstar.adapters.ccxt_base import CcxtExchange
+from twinstar.adapters.lighter import Lighter
+from twinstar.adapters.okx import Okx
+from twinstar.adapters.spot import Bithumb, Upbit
+from twinstar.clock import Clock
+from twinstar.config import ExchangeConfig
+
+VENUES: dict[str, type[CcxtExchange]] = {
+    cls.exchange_id: cls for cls in (BinanceUsdm, Bybit, Okx, Bingx, Bitget, Upbit, Bithumb, Lighter)
+}
+
+
+def make_exchange(config: ExchangeConfig, clock: Clock) -> Exchange:
+    """Build the adapter for `config.id`: a venue with quirks, or any other ccxt exchange."""
+    cls = VENUES.get(config.id)
+    if cls is not None:
+        return cls(config=config, clock=clock)
+    return CcxtExchange(config.id, config=config, clock=clock)

@@ -24,6 +24,8 @@ _TABLE: Final[tuple[tuple[type[BaseException], ErrorKind], ...]] = (
     (ccxt.RequestTimeout, ErrorKind.TIMEOUT),
     (ccxt.ExchangeNotAvailable, ErrorKind.EXCHANGE_UNAVAILABLE),  # includes OnMaintenance
     (ccxt.NetworkError, ErrorKind.NETWORK),
+    (ccxt.BadResponse, ErrorKind.UNKNOWN),  # an unparseable reply: the order may or may not exist
+    (ccxt.OperationFailed, ErrorKind.EXCHANGE_UNAVAILABLE),  # ccxt's base of transient failures (e.g. -1001)
     (ccxt.InsufficientFunds, ErrorKind.INSUFFICIENT_FUNDS),
     (ccxt.OrderNotFound, ErrorKind.ORDER_NOT_FOUND),
     (ccxt.InvalidOrder, ErrorKind.INVALID_ORDER),

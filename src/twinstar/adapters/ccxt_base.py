@@ -1,0 +1,279 @@
+"""The Exchange protocol over ccxt (async REST), shared by every venue.
+
+Venue modules subclass `CcxtExchange` and override only their quirks: how a
+stop order is expressed, how an order is found by client id, whether stops
+exist at all. Every order call returns an `OrderResult`; ccxt exceptions are
+classified by `adapters.errors.classify` and never escape. Messages are
+scrubbed of credentials before they go anywhere.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, ClassVar, Final
+
+import ccxt.async_support as ccxt_async
+
+from twinstar.adapters.base import Balance, Bar, ErrorKind, ExchangeError, OrderResult, OrderStatus, Position
+from twinstar.adapters.errors import classify
+from twinstar.bus.events import PositionSide, Side
+from twinstar.clock import Clock
+from twinstar.config import ExchangeConfig
+
+log: Final = logging.getLogger("twinstar.adapters")
+
+
+def _status(order: dict[str, Any]) -> OrderStatus:
+    filled = float(order.get("filled") or 0.0)
+    amount = float(order.get("amount") or 0.0)
+    status = order.get("status")
+    if status == "closed" or (amount > 0 and filled >= amount):
+        return "filled"
+    if status == "canceled":
+        return "canceled"
+    if status == "rejected":
+        return "rejected"
+    return "partial" if filled > 0 else "open"
+
+
+class CcxtExchange:
+    """Any ccxt exchange by id; subclasses hold one venue's quirks."""
+
+    exchange_id: ClassVar[str] = ""
+    #: Whether stops rest on the venue; False makes the kernel keep a synthetic stop.
+    native_stop: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        exchange_id: str | None = None,
+        *,
+        config: ExchangeConfig | None = None,
+        clock: Clock,
+        ccxt_options: dict[str, Any] | None = None,
+    ) -> None:
+        self.config = config or ExchangeConfig(id=exchange_id or self.exchange_id)
+        self._id = exchange_id or self.exchange_id or self.config.id
+        cls = getattr(ccxt_async, self._id, None)
+        if cls is None:
+            raise ValueError(f"unknown exchange {self._id!r}: ccxt has no such exchange")
+        self.clock = clock
+        self._secrets = [v for v in self.config.credentials().values() if v]
+        options: dict[str, Any] = {"defaultType": self.config.market_type, **self.config.options}
+        self.ccxt: Any = cls(
+            {
+                **self.config.credentials(),
+                "enableRateLimit": True,
+                "options": options,
+                **(ccxt_options or {}),
+            }
+        )
+        if self.config.testnet:
+            self.ccxt.set_sandbox_mode(True)
+        self._stops: dict[str, dict[str, Any]] = {}  # symbol -> the resting stop order as ccxt returned it
+        self._markets_loaded = False
+
+    # -- helpers -----------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        """The ccxt exchange id."""
+        return self._id
+
+    @property
+    def supports_native_stop(self) -> bool:
+        """Whether the venue keeps stop orders itself (see `native_stop`)."""
+        return self.native_stop
+
+    def scrub(self, text: str) -> str:
+        """Remove every credential from `text`: keys must never reach logs or events."""
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
+
+    def _failure(self, exc: BaseException, cid: str, qty: float = 0.0) -> OrderResult:
+        kind = classify(exc)
+        message = self.scrub(f"{type(exc).__name__}: {exc}")[:500]
+        log.warning("%s: %s", self._id, message)
+        return OrderResult.failure(
+            kind, message, client_order_id=cid, requested_qty=qty, timestamp_ms=self.clock.now_ms()
+        )
+
+    async def _markets(self) -> None:
+        if not self._markets_loaded:
+            await self.ccxt.load_markets()
+            self._markets_loaded = True
+
+    def _amount(self, symbol: str, qty: float) -> float:
+        return float(self.ccxt.amount_to_precision(symbol, qty))
+
+    def _price(self, symbol: str, price: float) -> float:
+        return float(self.ccxt.price_to_precision(symbol, price))
+
+    def _result(self, order: dict[str, Any], cid: str, requested: float) -> OrderResult:
+        fee = order.get("fee") or {}
+        return OrderResult.success(
+            client_order_id=order.get("clientOrderId") or cid,
+            order_id=str(order.get("id") or ""),
+            status=_status(order),
+            requested_qty=float(order.get("amount") or requested),
+            filled_qty=float(order.get("filled") or 0.0),
+            avg_price=float(order.get("average") or order.get("price") or 0.0),
+            fee=float(fee.get("cost") or 0.0),
+            timestamp_ms=int(order.get("timestamp") or self.clock.now_ms()),
+        )
+
+    # -- quirks (override per venue) ---------------------------------------
+
+    def order_params(self, client_order_id: str, reduce_only: bool) -> dict[str, Any]:
+        """Extra ccxt params for a market order."""
+        params: dict[str, Any] = {"clientOrderId": client_order_id}
+        if reduce_only:
+            params["reduceOnly"] = True
+        return params
+
+    def stop_params(self, position_side: PositionSide, stop_price: float, client_order_id: str) -> dict[str, Any]:
+        """ccxt params that turn a market order into a reduce-only stop."""
+        return {"triggerPrice": stop_price, "reduceOnly": True, "clientOrderId": client_order_id}
+
+    def cancel_stop_params(self) -> dict[str, Any]:
+        """ccxt params for cancelling a stop (conditional) order."""
+        return {"trigger": True}
+
+    async def find_order(self, symbol: str, client_order_id: str) -> dict[str, Any]:
+        """Fetch an order by client id (ccxt raises OrderNotFound when absent)."""
+        return dict(await self.ccxt.fetch_order(None, symbol, {"clientOrderId": client_order_id}))
+
+    # -- protocol ----------------------------------------------------------
+
+    async def place_market_order(
+        self, symbol: str, side: Side, qty: float, *, client_order_id: str, reduce_only: bool = False
+    ) -> OrderResult:
+        """Send a market order tagged with `client_order_id`."""
+        try:
+            await self._markets()
+            amount = self._amount(symbol, qty)
+            order = await self.ccxt.create_order(
+                symbol, "market", side, amount, None, self.order_params(client_order_id, reduce_only)
+            )
+        except Exception as exc:
+            return self._failure(exc, client_order_id, qty)
+        return self._result(order, client_order_id, qty)
+
+    async def update_stop_loss(
+        self, symbol: str, position_side: PositionSide, qty: float, stop_price: float, *, client_order_id: str
+    ) -> OrderResult:
+        """Place the new stop, then cancel the old one (the old one stays if anything fails)."""
+        side: Side = "sell" if position_side == "long" else "buy"
+        try:
+            await self._markets()
+            params = self.stop_params(position_side, self._price(symbol, stop_price), client_order_id)
+            order = await self.ccxt.create_order(symbol, "market", side, self._amount(symbol, qty), None, params)
+        except Exception as exc:
+            return self._failure(exc, client_order_id, qty)
+        previous, self._stops[symbol] = self._stops.get(symbol), dict(order)
+        if previous is not None:
+            try:
+                await self.ccxt.cancel_order(previous.get("id"), symbol, self.cancel_stop_params())
+            except Exception as exc:  # two stops rest for a moment; the next update retries the cancel
+                log.warning("%s: could not cancel the previous stop of %s: %s", self._id, symbol, self.scrub(str(exc)))
+        return self._result(order, client_order_id, qty)
+
+    async def cancel_stop_loss(self, symbol: str) -> OrderResult:
+        """Cancel the stop this adapter placed for `symbol`."""
+        stop = self._stops.pop(symbol, None)
+        if stop is None:
+            return OrderResult.success(
+                client_order_id="",
+                order_id="",
+                status="canceled",
+                requested_qty=0.0,
+                filled_qty=0.0,
+                avg_price=0.0,
+                timestamp_ms=self.clock.now_ms(),
+            )
+        cid = str(stop.get("clientOrderId") or "")
+        try:
+            await self.ccxt.cancel_order(stop.get("id"), symbol, self.cancel_stop_params())
+        except Exception as exc:
+            self._stops[symbol] = stop
+            return self._failure(exc, cid)
+        return OrderResult.success(
+            client_order_id=cid,
+            order_id=str(stop.get("id") or ""),
+            status="canceled",
+            requested_qty=0.0,
+            filled_qty=0.0,
+            avg_price=0.0,
+            timestamp_ms=self.clock.now_ms(),
+        )
+
+    async def close_position(self, symbol: str, *, client_order_id: str) -> OrderResult:
+        """Close the whole position at market (reduce-only), then cancel its stop."""
+        try:
+            position = await self.fetch_position(symbol)
+        except ExchangeError as exc:
+            return OrderResult.failure(exc.kind, exc.message, client_order_id=client_order_id)
+        if position is None:
+            return OrderResult.failure(
+                ErrorKind.INVALID_ORDER, f"no open position in {symbol}", client_order_id=client_order_id
+            )
+        side: Side = "sell" if position.side == "long" else "buy"
+        result = await self.place_market_order(
+            symbol, side, position.qty, client_order_id=client_order_id, reduce_only=True
+        )
+        if result.ok:
+            await self.cancel_stop_loss(symbol)
+        return result
+
+    async def _call(self, what: str, method: str, *args: Any) -> Any:
+        try:
+            await self._markets()
+            return await getattr(self.ccxt, method)(*args)
+        except ExchangeError:
+            raise
+        except Exception as exc:
+            raise ExchangeError(classify(exc), self.scrub(f"{what}: {type(exc).__name__}: {exc}")[:500]) from None
+
+    async def fetch_position(self, symbol: str) -> Position | None:
+        """Return the open (one-way) position for `symbol`, or None."""
+        positions = await self._call("fetch_positions", "fetch_positions", [symbol])
+        for p in positions:
+            contracts = float(p.get("contracts") or 0.0) * float(p.get("contractSize") or 1.0)
+            if p.get("symbol") == symbol and contracts > 0:
+                side: PositionSide = "short" if p.get("side") == "short" else "long"
+                return Position(symbol=symbol, side=side, qty=contracts, entry_price=float(p.get("entryPrice") or 0))
+        return None
+
+    async def fetch_order(self, symbol: str, client_order_id: str) -> OrderResult:
+        """Look an order up by client id; ORDER_NOT_FOUND when it never arrived."""
+        try:
+            await self._markets()
+            order = await self.find_order(symbol, client_order_id)
+        except Exception as exc:
+            return self._failure(exc, client_order_id)
+        return self._result(order, client_order_id, 0.0)
+
+    async def fetch_ohlcv(
+        self, symbol: str, interval: str, *, since_ms: int | None = None, limit: int = 500
+    ) -> list[Bar]:
+        """Return candles oldest first (the last one may still be open)."""
+        rows = await self._call("fetch_ohlcv", "fetch_ohlcv", symbol, interval, since_ms, limit)
+        return [Bar(int(r[0]), float(r[1]), float(r[2]), float(r[3]), float(r[4]), float(r[5] or 0)) for r in rows]
+
+    async def fetch_balance(self) -> Balance:
+        """Return the quote (margin) currency balance."""
+        balance = await self._call("fetch_balance", "fetch_balance")
+        currency = str(self.config.options.get("quote", "USDT"))
+        entry = balance.get(currency) or {}
+        return Balance(currency=currency, free=float(entry.get("free") or 0.0), total=float(entry.get("total") or 0.0))
+
+    async def server_time(self) -> int:
+        """Return the venue's clock in milliseconds."""
+        return int(await self._call("fetch_time", "fetch_time"))
+
+    async def close(self) -> None:
+        """Close ccxt's HTTP session; resting stops stay on the venue."""
+        await self.ccxt.close()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(id={self._id!r}, market={self.config.market_type!r}, stops={list(self._stops)})"
