@@ -124,9 +124,11 @@ async def _run_paper(config: Config, args: argparse.Namespace) -> int:
 
 
 async def _run_live(config: Config) -> int:
+    from twinstar.clock import LiveClock
     from twinstar.live import live_components
 
-    async with Kernel(config, components=live_components(config)) as kernel:
+    clock = LiveClock()
+    async with Kernel(config, clock=clock, components=live_components(config, clock)) as kernel:
         _install_stop_signals(kernel)
         print(
             f"twinstar: trading live on {config.exchange.id} (Ctrl-C stops; stop-losses stay on the exchange)",

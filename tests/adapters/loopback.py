@@ -8,6 +8,7 @@ Real, unmodified ccxt code does the HTTP, signing and parsing.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections import deque
@@ -18,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+
+from twinstar.adapters.ccxt_base import rebase_urls
 
 INFO = (Path(__file__).parent / "data" / "binance_usdm_exchange_info.json").read_text()
 
@@ -38,6 +41,7 @@ class Venue:
     klines: list[list[Any]] = field(default_factory=list)
     offset_ms: int = 0
     price: float = 30_000.0
+    time_reply_delay_s: float = 0.0  # stamp the time, then hold the reply: an asymmetric path
     down: bool = False  # answer every request with 503, as a venue in an outage
 
     @property
@@ -46,17 +50,7 @@ class Venue:
 
     def point(self, exchange: Any) -> None:
         """Rewrite every REST URL of a ccxt instance to this server (same paths)."""
-
-        def rewrite(value: Any) -> Any:
-            if isinstance(value, dict):
-                return {k: rewrite(v) for k, v in value.items()}
-            if isinstance(value, str) and value.startswith(("https://", "http://")):
-                scheme_less = value.split("://", 1)[1]
-                path = scheme_less.split("/", 1)[1] if "/" in scheme_less else ""
-                return f"{self.base}/{path}"
-            return value
-
-        exchange.urls["api"] = rewrite(exchange.urls["api"])
+        exchange.urls["api"] = rebase_urls(exchange.urls["api"], self.base)
 
     async def handle(self, request: web.Request) -> web.Response:
         self.requests.append((request.method, request.path))
@@ -69,7 +63,9 @@ class Venue:
         if path.endswith("/exchangeInfo"):
             return web.Response(text=INFO, content_type="application/json")
         if path.endswith("/time"):
-            return web.json_response({"serverTime": int(time.time() * 1000) + self.offset_ms})
+            stamped = int(time.time() * 1000) + self.offset_ms
+            await asyncio.sleep(self.time_reply_delay_s)
+            return web.json_response({"serverTime": stamped})
         if path.endswith("/klines"):
             return web.json_response(self.klines)
         if path == "/fapi/v1/order" and request.method == "POST":

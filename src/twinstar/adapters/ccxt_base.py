@@ -23,6 +23,17 @@ from twinstar.config import ExchangeConfig
 log: Final = logging.getLogger("twinstar.adapters")
 
 
+def rebase_urls(value: Any, base: str) -> Any:
+    """Replace scheme and host of every URL in a ccxt `urls['api']` tree, keeping paths."""
+    if isinstance(value, dict):
+        return {key: rebase_urls(item, base) for key, item in value.items()}
+    if isinstance(value, str) and "://" in value:
+        rest = value.split("://", 1)[1]
+        path = rest.split("/", 1)[1] if "/" in rest else ""
+        return f"{base.rstrip('/')}/{path}"
+    return value
+
+
 def _status(order: dict[str, Any]) -> OrderStatus:
     filled = float(order.get("filled") or 0.0)
     amount = float(order.get("amount") or 0.0)
@@ -69,6 +80,8 @@ class CcxtExchange:
         )
         if self.config.testnet:
             self.ccxt.set_sandbox_mode(True)
+        if self.config.api_base_url:
+            self.ccxt.urls["api"] = rebase_urls(self.ccxt.urls["api"], self.config.api_base_url)
         self._stops: dict[str, dict[str, Any]] = {}  # symbol -> the resting stop order as ccxt returned it
         self._markets_loaded = False
 

@@ -1,0 +1,157 @@
+"""Closed candles from an exchange, by REST polling just after each candle closes.
+
+Polling works on every venue ccxt speaks (Bithumb and Lighter have no kline
+stream) and cannot lose a candle: each poll asks for everything since the
+last candle published, so a missed poll, a reconnect or a sleeping laptop is
+backfilled on the next one (`FeedGapDetected`, then `FeedBackfilled`). Only
+candles whose interval is over are published, each exactly once, in order;
+a malformed candle (NaN, non-positive price, high < low) becomes
+`CandleRejected` instead of reaching a strategy.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Final
+
+from twinstar.adapters.base import Bar, Exchange, ExchangeError
+from twinstar.bus.bus import Bus
+from twinstar.bus.events import (
+    CandleClosed,
+    CandleRejected,
+    FeedBackfilled,
+    FeedConnected,
+    FeedDisconnected,
+    FeedGapDetected,
+    FeedStopped,
+)
+from twinstar.clock import Clock
+from twinstar.intervals import interval_ms
+
+log: Final = logging.getLogger("twinstar.feed")
+
+
+def bar_problem(bar: Bar) -> str | None:
+    """Say what is wrong with a candle, or None when it is usable."""
+    prices = (bar.open, bar.high, bar.low, bar.close)
+    if not all(math.isfinite(p) and p > 0 for p in prices):
+        return "non-finite or non-positive price"
+    if bar.high < bar.low or not bar.low <= min(bar.open, bar.close) or not max(bar.open, bar.close) <= bar.high:
+        return "prices outside the candle's high/low"
+    if not (math.isfinite(bar.volume) and bar.volume >= 0):
+        return "bad volume"
+    return None
+
+
+class PollingCandleFeed:
+    """Component: publishes CandleClosed for one (exchange, symbol, interval)."""
+
+    def __init__(
+        self,
+        exchange: Exchange,
+        symbol: str,
+        interval: str,
+        clock: Clock,
+        *,
+        settle_s: float = 2.0,
+        warmup: int = 100,
+        backoff_s: tuple[float, ...] = (1.0, 2.0, 5.0, 10.0, 30.0),
+    ) -> None:
+        self.exchange = exchange
+        self.symbol = symbol
+        self.interval = interval
+        self.clock = clock
+        self.settle_s = settle_s  # venues finalise a candle a moment after its close
+        self.warmup = warmup
+        self.backoff_s = backoff_s
+        self._length_ms = interval_ms(interval)
+        self._last_open_ms: int | None = None
+        self._stopped = False
+        self._bus: Bus | None = None
+        self.published = 0
+
+    def attach(self, bus: Bus) -> None:
+        """Keep the bus to publish on."""
+        self._bus = bus
+
+    async def _publish(self, event: CandleClosed | FeedConnected | FeedDisconnected | FeedGapDetected
+                       | FeedBackfilled | FeedStopped | CandleRejected) -> None:
+        if self._bus is not None:
+            await self._bus.publish(event)
+
+    async def poll_once(self) -> int:
+        """Fetch and publish every newly closed candle; return how many were published."""
+        since = None if self._last_open_ms is None else self._last_open_ms + self._length_ms
+        limit = self.warmup if since is None else 1_000
+        bars = await self.exchange.fetch_ohlcv(self.symbol, self.interval, since_ms=since, limit=limit)
+        now_ms = self.clock.now_ms()
+        fresh = sorted(
+            (b for b in bars if b.open_time_ms + self._length_ms <= now_ms
+             and (self._last_open_ms is None or b.open_time_ms > self._last_open_ms)),
+            key=lambda b: b.open_time_ms,
+        )
+        published = 0
+        for bar in fresh:
+            if self._last_open_ms is not None and bar.open_time_ms <= self._last_open_ms:
+                continue  # a duplicate inside one reply
+            expected = None if self._last_open_ms is None else self._last_open_ms + self._length_ms
+            if expected is not None and bar.open_time_ms > expected:
+                await self._publish(FeedGapDetected(
+                    ts_ns=self.clock.now_ns(), exchange=self.exchange.name, symbol=self.symbol,
+                    interval=self.interval, from_ms=expected, to_ms=bar.open_time_ms - self._length_ms,
+                ))
+            self._last_open_ms = bar.open_time_ms
+            problem = bar_problem(bar)
+            if problem is not None:
+                log.error("rejected candle %s %s %d: %s", self.symbol, self.interval, bar.open_time_ms, problem)
+                await self._publish(CandleRejected(
+                    ts_ns=self.clock.now_ns(), exchange=self.exchange.name, symbol=self.symbol,
+                    interval=self.interval, open_time_ms=bar.open_time_ms, reason=problem,
+                ))
+                continue
+            await self._publish(CandleClosed(
+                ts_ns=self.clock.now_ns(), exchange=self.exchange.name, symbol=self.symbol, interval=self.interval,
+                open_time_ms=bar.open_time_ms, open=bar.open, high=bar.high, low=bar.low, close=bar.close,
+                volume=bar.volume,
+            ))
+            published += 1
+        if published > 1 and since is not None:
+            await self._publish(FeedBackfilled(ts_ns=self.clock.now_ns(), exchange=self.exchange.name,
+                                               symbol=self.symbol, interval=self.interval, count=published - 1))
+        self.published += published
+        return published
+
+    async def run(self) -> None:
+        """Poll after every candle close until `stop_intake`; back off while the venue fails."""
+        attempt = 0
+        connected = False
+        while not self._stopped:
+            try:
+                await self.poll_once()
+            except ExchangeError as exc:
+                attempt += 1
+                connected = False
+                await self._publish(FeedDisconnected(ts_ns=self.clock.now_ns(), exchange=self.exchange.name,
+                                                     symbol=self.symbol, interval=self.interval,
+                                                     reason=exc.message, attempt=attempt))
+                await self.clock.sleep(self.backoff_s[min(attempt, len(self.backoff_s)) - 1])
+                continue
+            if not connected:
+                connected, attempt = True, 0
+                await self._publish(FeedConnected(ts_ns=self.clock.now_ns(), exchange=self.exchange.name,
+                                                  symbol=self.symbol, interval=self.interval))
+            now_ms = self.clock.now_ms()
+            next_close_ms = (now_ms // self._length_ms + 1) * self._length_ms
+            await self.clock.sleep((next_close_ms - now_ms) / 1000 + self.settle_s)
+
+    async def stop_intake(self) -> None:
+        """Stop polling (the kernel then drains and cancels the task)."""
+        if not self._stopped:
+            self._stopped = True
+            await self._publish(FeedStopped(ts_ns=self.clock.now_ns(), exchange=self.exchange.name,
+                                            symbol=self.symbol, interval=self.interval, reason="shutdown"))
+
+    def __repr__(self) -> str:
+        return (f"PollingCandleFeed({self.exchange.name} {self.symbol} {self.interval}, "
+                f"last_open_ms={self._last_open_ms}, published={self.published})")
