@@ -49,6 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", help="run folder (default: runs/<time>-<strategy>-<symbol>-<interval>)")
     run.add_argument("--quiet", action="store_true", help="no progress output")
 
+    check = commands.add_parser("check", help="verify keys, clock offset, markets and permissions of a config")
+    check.add_argument("--config", required=True, help="TOML config file naming the exchange and symbols")
+
     rep = commands.add_parser("replay", help="replay a recorded event stream and summarise it")
     rep.add_argument("file", help="stream file written by a run (events.tws)")
     rep.add_argument("--output", help="record the replay's events to this file")
@@ -151,9 +154,22 @@ async def _cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _cmd_check(args: argparse.Namespace) -> int:
+    from twinstar.check import run_checks
+
+    config = Config.load(args.config)
+    rows = await run_checks(config)
+    width = max(len(name) for name, _, _ in rows)
+    print(f"{config.exchange.id}: {', '.join(config.symbols)}")
+    for name, passed, detail in rows:
+        print(f"  {name:<{width}}  {'OK    ' if passed else 'FAILED'}  {detail}")
+    return 0 if all(passed for _, passed, _ in rows) else 1
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], Coroutine[Any, Any, int]]] = {
     "run": _cmd_run,
     "replay": _cmd_replay,
+    "check": _cmd_check,
 }
 
 

@@ -88,8 +88,14 @@ class TimeSync:
             self.clock.set_offset_ms(sample.offset_ms)
         self.last = sample
         if self._bus is not None:
-            await self._bus.publish(ClockSynced(ts_ns=self.clock.now_ns(), exchange=self.exchange.name,
-                                                offset_ms=sample.offset_ms, rtt_ms=sample.rtt_ms))
+            await self._bus.publish(
+                ClockSynced(
+                    ts_ns=self.clock.now_ns(),
+                    exchange=self.exchange.name,
+                    offset_ms=sample.offset_ms,
+                    rtt_ms=sample.rtt_ms,
+                )
+            )
         return sample
 
     async def start(self) -> None:

@@ -28,8 +28,9 @@ class Venue(SimExchange):
         super().__init__(clock)
         self.history: list[Bar] = []
 
-    async def fetch_ohlcv(self, symbol: str, interval: str, *, since_ms: int | None = None,
-                          limit: int = 500) -> list[Bar]:
+    async def fetch_ohlcv(
+        self, symbol: str, interval: str, *, since_ms: int | None = None, limit: int = 500
+    ) -> list[Bar]:
         self.fetches += 1
         bars = [b for b in self.history if since_ms is None or b.open_time_ms >= since_ms]
         return bars[-limit:] if since_ms is None else bars[:limit]
@@ -77,7 +78,9 @@ async def test_bad_candles_are_rejected_not_published() -> None:
     await feed.poll_once()
     assert [e.open_time_ms for e in tap.of(CandleClosed)] == [0]  # type: ignore[attr-defined]
     assert [e.reason for e in tap.of(CandleRejected)] == [  # type: ignore[attr-defined]
-        "prices outside the candle's high/low", "non-finite or non-positive price"]
+        "prices outside the candle's high/low",
+        "non-finite or non-positive price",
+    ]
     assert bar_problem(bar(5)) is None
 
 

@@ -48,9 +48,19 @@ async def test_offset_is_measured_within_the_bound_the_round_trip_allows() -> No
                 assert abs(clock.offset_ms - first.offset_ms) < 1e-6
                 # A clock-skew rejection makes the next sync happen at once.
                 v.offset_ms = -1_000
-                await kernel.publish(OrderFailed(ts_ns=clock.now_ns(), client_order_id="x", exchange="binanceusdm",
-                                                 symbol="BTC/USDT:USDT", side="buy", intent="open",
-                                                 error_kind="clock_skew", message="-1021", attempts=1))
+                await kernel.publish(
+                    OrderFailed(
+                        ts_ns=clock.now_ns(),
+                        client_order_id="x",
+                        exchange="binanceusdm",
+                        symbol="BTC/USDT:USDT",
+                        side="buy",
+                        intent="open",
+                        error_kind="clock_skew",
+                        message="-1021",
+                        attempts=1,
+                    )
+                )
                 for _ in range(40):
                     await asyncio.sleep(0.1)
                     if len(seen) >= 2:

@@ -75,8 +75,16 @@ class PollingCandleFeed:
         """Keep the bus to publish on."""
         self._bus = bus
 
-    async def _publish(self, event: CandleClosed | FeedConnected | FeedDisconnected | FeedGapDetected
-                       | FeedBackfilled | FeedStopped | CandleRejected) -> None:
+    async def _publish(
+        self,
+        event: CandleClosed
+        | FeedConnected
+        | FeedDisconnected
+        | FeedGapDetected
+        | FeedBackfilled
+        | FeedStopped
+        | CandleRejected,
+    ) -> None:
         if self._bus is not None:
             await self._bus.publish(event)
 
@@ -87,8 +95,12 @@ class PollingCandleFeed:
         bars = await self.exchange.fetch_ohlcv(self.symbol, self.interval, since_ms=since, limit=limit)
         now_ms = self.clock.now_ms()
         fresh = sorted(
-            (b for b in bars if b.open_time_ms + self._length_ms <= now_ms
-             and (self._last_open_ms is None or b.open_time_ms > self._last_open_ms)),
+            (
+                b
+                for b in bars
+                if b.open_time_ms + self._length_ms <= now_ms
+                and (self._last_open_ms is None or b.open_time_ms > self._last_open_ms)
+            ),
             key=lambda b: b.open_time_ms,
         )
         published = 0
@@ -97,28 +109,56 @@ class PollingCandleFeed:
                 continue  # a duplicate inside one reply
             expected = None if self._last_open_ms is None else self._last_open_ms + self._length_ms
             if expected is not None and bar.open_time_ms > expected:
-                await self._publish(FeedGapDetected(
-                    ts_ns=self.clock.now_ns(), exchange=self.exchange.name, symbol=self.symbol,
-                    interval=self.interval, from_ms=expected, to_ms=bar.open_time_ms - self._length_ms,
-                ))
+                await self._publish(
+                    FeedGapDetected(
+                        ts_ns=self.clock.now_ns(),
+                        exchange=self.exchange.name,
+                        symbol=self.symbol,
+                        interval=self.interval,
+                        from_ms=expected,
+                        to_ms=bar.open_time_ms - self._length_ms,
+                    )
+                )
             self._last_open_ms = bar.open_time_ms
             problem = bar_problem(bar)
             if problem is not None:
                 log.error("rejected candle %s %s %d: %s", self.symbol, self.interval, bar.open_time_ms, problem)
-                await self._publish(CandleRejected(
-                    ts_ns=self.clock.now_ns(), exchange=self.exchange.name, symbol=self.symbol,
-                    interval=self.interval, open_time_ms=bar.open_time_ms, reason=problem,
-                ))
+                await self._publish(
+                    CandleRejected(
+                        ts_ns=self.clock.now_ns(),
+                        exchange=self.exchange.name,
+                        symbol=self.symbol,
+                        interval=self.interval,
+                        open_time_ms=bar.open_time_ms,
+                        reason=problem,
+                    )
+                )
                 continue
-            await self._publish(CandleClosed(
-                ts_ns=self.clock.now_ns(), exchange=self.exchange.name, symbol=self.symbol, interval=self.interval,
-                open_time_ms=bar.open_time_ms, open=bar.open, high=bar.high, low=bar.low, close=bar.close,
-                volume=bar.volume,
-            ))
+            await self._publish(
+                CandleClosed(
+                    ts_ns=self.clock.now_ns(),
+                    exchange=self.exchange.name,
+                    symbol=self.symbol,
+                    interval=self.interval,
+                    open_time_ms=bar.open_time_ms,
+                    open=bar.open,
+                    high=bar.high,
+                    low=bar.low,
+                    close=bar.close,
+                    volume=bar.volume,
+                )
+            )
             published += 1
         if published > 1 and since is not None:
-            await self._publish(FeedBackfilled(ts_ns=self.clock.now_ns(), exchange=self.exchange.name,
-                                               symbol=self.symbol, interval=self.interval, count=published - 1))
+            await self._publish(
+                FeedBackfilled(
+                    ts_ns=self.clock.now_ns(),
+                    exchange=self.exchange.name,
+                    symbol=self.symbol,
+                    interval=self.interval,
+                    count=published - 1,
+                )
+            )
         self.published += published
         return published
 
@@ -132,15 +172,28 @@ class PollingCandleFeed:
             except ExchangeError as exc:
                 attempt += 1
                 connected = False
-                await self._publish(FeedDisconnected(ts_ns=self.clock.now_ns(), exchange=self.exchange.name,
-                                                     symbol=self.symbol, interval=self.interval,
-                                                     reason=exc.message, attempt=attempt))
+                await self._publish(
+                    FeedDisconnected(
+                        ts_ns=self.clock.now_ns(),
+                        exchange=self.exchange.name,
+                        symbol=self.symbol,
+                        interval=self.interval,
+                        reason=exc.message,
+                        attempt=attempt,
+                    )
+                )
                 await self.clock.sleep(self.backoff_s[min(attempt, len(self.backoff_s)) - 1])
                 continue
             if not connected:
                 connected, attempt = True, 0
-                await self._publish(FeedConnected(ts_ns=self.clock.now_ns(), exchange=self.exchange.name,
-                                                  symbol=self.symbol, interval=self.interval))
+                await self._publish(
+                    FeedConnected(
+                        ts_ns=self.clock.now_ns(),
+                        exchange=self.exchange.name,
+                        symbol=self.symbol,
+                        interval=self.interval,
+                    )
+                )
             now_ms = self.clock.now_ms()
             next_close_ms = (now_ms // self._length_ms + 1) * self._length_ms
             await self.clock.sleep((next_close_ms - now_ms) / 1000 + self.settle_s)
@@ -149,9 +202,18 @@ class PollingCandleFeed:
         """Stop polling (the kernel then drains and cancels the task)."""
         if not self._stopped:
             self._stopped = True
-            await self._publish(FeedStopped(ts_ns=self.clock.now_ns(), exchange=self.exchange.name,
-                                            symbol=self.symbol, interval=self.interval, reason="shutdown"))
+            await self._publish(
+                FeedStopped(
+                    ts_ns=self.clock.now_ns(),
+                    exchange=self.exchange.name,
+                    symbol=self.symbol,
+                    interval=self.interval,
+                    reason="shutdown",
+                )
+            )
 
     def __repr__(self) -> str:
-        return (f"PollingCandleFeed({self.exchange.name} {self.symbol} {self.interval}, "
-                f"last_open_ms={self._last_open_ms}, published={self.published})")
+        return (
+            f"PollingCandleFeed({self.exchange.name} {self.symbol} {self.interval}, "
+            f"last_open_ms={self._last_open_ms}, published={self.published})"
+        )

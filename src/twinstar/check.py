@@ -1,0 +1,66 @@
+"""`twinstar check`: can this config trade? Keys, clock, markets, permissions.
+
+Each line is one fact with OK or FAILED and the reason; credentials are
+reported as set or missing, never shown.
+"""
+
+from __future__ import annotations
+
+from twinstar.adapters import make_exchange
+from twinstar.adapters.base import ExchangeError
+from twinstar.adapters.ccxt_base import CcxtExchange
+from twinstar.clock import LiveClock
+from twinstar.config import Config, ConfigError
+from twinstar.timesync import measure
+
+
+async def run_checks(config: Config) -> list[tuple[str, bool, str]]:
+    """Return (check, passed, detail) rows for `config`."""
+    rows: list[tuple[str, bool, str]] = []
+    try:
+        names = sorted(config.exchange.credentials())
+        rows.append(("API credentials", True, f"set from environment: {', '.join(names) or 'none (public only)'}"))
+    except ConfigError as exc:
+        rows.append(("API credentials", False, str(exc)))
+        return rows
+    clock = LiveClock()
+    exchange = make_exchange(config.exchange, clock)
+    try:
+        try:
+            sample = await measure(exchange, clock, 3)
+            ok = abs(sample.offset_ms) < 1_000 + sample.rtt_ms
+            rows.append(("clock offset", ok, f"{sample.offset_ms:+.1f} ms (round trip {sample.rtt_ms:.1f} ms)"))
+        except ExchangeError as exc:
+            rows.append(("clock offset", False, exc.message))
+        if isinstance(exchange, CcxtExchange):
+            try:
+                await exchange.ccxt.load_markets()
+                markets = exchange.ccxt.markets or {}
+                missing = [s for s in config.symbols if s not in markets]
+                rows.append(
+                    (
+                        "markets",
+                        not missing,
+                        f"{len(markets)} loaded"
+                        + (f"; unknown: {', '.join(missing)}" if missing else f"; {', '.join(config.symbols)} found"),
+                    )
+                )
+            except Exception as exc:
+                rows.append(("markets", False, exchange.scrub(f"{type(exc).__name__}: {exc}")[:200]))
+        try:
+            balance = await exchange.fetch_balance()
+            rows.append(("account access", True, f"{balance.currency} free {balance.free:,.2f}"))
+        except ExchangeError as exc:
+            rows.append(("account access", False, exc.message[:200]))
+        rows.append(
+            (
+                "native stop-loss",
+                True,
+                "on the exchange"
+                if exchange.supports_native_stop
+                else "synthetic (kept by the kernel: no stop orders on this venue)",
+            )
+        )
+    finally:
+        await exchange.close()
+    return rows
