@@ -42,6 +42,10 @@ class Venue:
     offset_ms: int = 0
     price: float = 30_000.0
     time_reply_delay_s: float = 0.0  # stamp the time, then hold the reply: an asymmetric path
+    weight_limit: int | None = None  # enforce Binance-style weight per fixed window, 429 beyond it
+    weight_window_s: float = 60.0
+    rejected_429: int = 0
+    _window: tuple[int, int] = (0, 0)  # (window index, weight used in it)
     down: bool = False  # answer every request with 503, as a venue in an outage
 
     @property
@@ -54,6 +58,23 @@ class Venue:
 
     async def handle(self, request: web.Request) -> web.Response:
         self.requests.append((request.method, request.path))
+        if self.weight_limit is not None:
+            index = int(time.time() / self.weight_window_s)
+            used = (self._window[1] if self._window[0] == index else 0) + 1
+            self._window = (index, used)
+            if used > self.weight_limit:
+                self.rejected_429 += 1
+                return web.json_response(
+                    {"code": -1003, "msg": "Too many requests"},
+                    status=429,
+                    headers={"Retry-After": "1", "X-MBX-USED-WEIGHT-1M": str(used)},
+                )
+            response = await self._answer(request)
+            response.headers["X-MBX-USED-WEIGHT-1M"] = str(used)
+            return response
+        return await self._answer(request)
+
+    async def _answer(self, request: web.Request) -> web.Response:
         if self.down:
             return web.json_response({"code": -1, "msg": "service unavailable"}, status=503)
         if self.failures:

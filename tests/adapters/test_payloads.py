@@ -33,15 +33,18 @@ def _bars(rows: list[list[Any]]) -> list[Bar]:
 
 @pytest.mark.parametrize(
     ("exchange", "file"),
-    [(ccxt.binanceusdm, "binance.usdm-extract.json"), (ccxt.binance, "binance.usdm-extract.json"),
-     (ccxt.upbit, "upbit.json")],
+    [
+        (ccxt.binanceusdm, "binance.usdm-extract.json"),
+        (ccxt.binance, "binance.usdm-extract.json"),
+        (ccxt.upbit, "upbit.json"),
+    ],
 )
 def test_recorded_rest_klines_parse_into_valid_candles(exchange: Any, file: str) -> None:
     parser = exchange()
     checked = 0
     for case in _cases(file, "fetchOHLCV"):
         symbol, timeframe = case["input"][0], case["input"][1]
-        if exchange is ccxt.binanceusdm and ":" not in symbol or exchange is ccxt.binance and ":" in symbol:
+        if (exchange is ccxt.binanceusdm and ":" not in symbol) or (exchange is ccxt.binance and ":" in symbol):
             continue
         market = {"id": symbol.replace("/", ""), "symbol": symbol, "spot": ":" not in symbol}
         parsed = parser.parse_ohlcvs(case["httpResponse"], market, timeframe)

@@ -19,6 +19,7 @@ from twinstar.adapters.errors import classify
 from twinstar.bus.events import PositionSide, Side
 from twinstar.clock import Clock
 from twinstar.config import ExchangeConfig
+from twinstar.ratelimit import shared_limiter
 
 log: Final = logging.getLogger("twinstar.adapters")
 
@@ -68,8 +69,12 @@ class CcxtExchange:
         if cls is None:
             raise ValueError(f"unknown exchange {self._id!r}: ccxt has no such exchange")
         self.clock = clock
-        self._secrets = [v for v in self.config.credentials().values() if v]
+        credentials = self.config.credentials()
+        self._secrets = [v for v in credentials.values() if v]
         options: dict[str, Any] = {"defaultType": self.config.market_type, **self.config.options}
+        # Our own budget settings, not ccxt's: weight per window (ccxt cost units) and the window.
+        window_s = float(options.pop("weight_window_s", 60.0))
+        per_window = options.pop("weight_per_window", None)
         self.ccxt: Any = cls(
             {
                 **self.config.credentials(),
@@ -82,8 +87,35 @@ class CcxtExchange:
             self.ccxt.set_sandbox_mode(True)
         if self.config.api_base_url:
             self.ccxt.urls["api"] = rebase_urls(self.ccxt.urls["api"], self.config.api_base_url)
+        # ccxt's rateLimit is the milliseconds one unit of cost takes; one window holds window/rateLimit units.
+        capacity = float(per_window) if per_window else window_s * 1000 / float(self.ccxt.rateLimit or 50)
+        self.limiter = shared_limiter(self._id, credentials.get("apiKey", ""), capacity, window_s, clock)
+        self._install_limiter()
         self._stops: dict[str, dict[str, Any]] = {}  # symbol -> the resting stop order as ccxt returned it
         self._markets_loaded = False
+
+    def _install_limiter(self) -> None:
+        """Route ccxt's throttle through the shared limiter and learn from response headers."""
+        limiter = self.limiter
+        ccxt_fetch = self.ccxt.fetch
+
+        async def fetch(url: str, method: str = "GET", headers: Any = None, body: Any = None) -> Any:
+            self.ccxt.last_response_headers = None  # never re-read an earlier reply's Retry-After
+            try:
+                return await ccxt_fetch(url, method, headers, body)
+            finally:
+                received = self.ccxt.last_response_headers or {}
+                lowered = {str(k).lower(): v for k, v in received.items()}
+                used = lowered.get("x-mbx-used-weight-1m")
+                if used is not None:
+                    limiter.observe_used(float(used))
+                retry_after = lowered.get("retry-after")
+                if retry_after is not None:
+                    limiter.pause(float(retry_after))
+
+        # Instance attributes, not a subclass: ccxt's fetch2 awaits self.throttle(cost), then self.fetch(...).
+        self.ccxt.throttle = limiter.acquire
+        self.ccxt.fetch = fetch
 
     # -- helpers -----------------------------------------------------------
 
