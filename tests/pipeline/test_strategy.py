@@ -66,3 +66,15 @@ async def test_the_strategy_handler_publishes_signal_fired_for_each_series() -> 
             reason="fast SMA crossed above slow",
             candle_open_time_ms=41 * 60_000,
         )
+
+
+async def test_signals_on_stale_warm_up_candles_are_not_published() -> None:
+    async with rig(with_strategy=True) as r:
+        closes = [20.0 - i * 0.1 for i in range(40)] + [40.0]
+        r.clock.set_ns(10**15)  # "now" is long after these candles: they are history being warmed up
+        for close in closes:
+            r.minute += 1
+            await r.kernel.publish(candle(r.minute, close))
+        assert r.tap.of(SignalFired) == []
+        handler = next(c for c in r.kernel.components if type(c).__name__ == "StrategyHandler")
+        assert handler.stale_signals == 1  # type: ignore[attr-defined]

@@ -21,6 +21,7 @@ from typing import NamedTuple, Protocol
 from twinstar.bus.bus import Bus
 from twinstar.bus.events import CandleClosed, Side, SignalFired
 from twinstar.clock import Clock
+from twinstar.intervals import interval_ms
 
 
 class Signal(NamedTuple):
@@ -172,7 +173,8 @@ class StrategyHandler:
         self.clock = clock
         make_strategy(name, self.params)  # refuse bad names and parameters before any candle
         self._instances: dict[tuple[str, str, str], Strategy] = {}
-        self._last: tuple[str, str, str, Strategy] | None = None
+        self._last: tuple[str, str, str, Strategy, int] | None = None
+        self.stale_signals = 0
         self._bus: Bus | None = None
 
     def attach(self, bus: Bus) -> None:
@@ -184,29 +186,35 @@ class StrategyHandler:
         """Feed the candle to its series' strategy and publish what it signals."""
         last = self._last
         if last is not None and last[0] is candle.symbol and last[1] == candle.exchange and last[2] == candle.interval:
-            strategy = last[3]  # same series as the previous candle: skip the lookup
+            strategy, length_ms = last[3], last[4]  # same series as the previous candle: skip the lookup
         else:
             key = (candle.exchange, candle.symbol, candle.interval)
             found = self._instances.get(key)
             if found is None:
                 found = self._instances[key] = make_strategy(self.strategy_name, self.params)
-            strategy = found
-            self._last = (*key, strategy)
+            strategy, length_ms = found, interval_ms(candle.interval)
+            self._last = (*key, strategy, length_ms)
         signal = strategy.on_candle(candle)
-        if signal is not None and self._bus is not None:
-            await self._bus.publish(
-                SignalFired(
-                    ts_ns=self.clock.now_ns(),
-                    strategy=strategy.name,
-                    exchange=candle.exchange,
-                    symbol=candle.symbol,
-                    side=signal.side,
-                    price=candle.close,
-                    stop_price=signal.stop_price,
-                    reason=signal.reason,
-                    candle_open_time_ms=candle.open_time_ms,
-                )
+        if signal is None or self._bus is None:
+            return
+        # Warm-up history (a live feed's first poll) updates indicators but must never trade:
+        # a candle that closed more than one interval ago is stale.
+        if self.clock.now_ms() - candle.open_time_ms > 2 * length_ms:
+            self.stale_signals += 1
+            return
+        await self._bus.publish(
+            SignalFired(
+                ts_ns=self.clock.now_ns(),
+                strategy=strategy.name,
+                exchange=candle.exchange,
+                symbol=candle.symbol,
+                side=signal.side,
+                price=candle.close,
+                stop_price=signal.stop_price,
+                reason=signal.reason,
+                candle_open_time_ms=candle.open_time_ms,
             )
+        )
 
     def __repr__(self) -> str:
         return f"StrategyHandler(strategy={self.strategy_name!r}, series={len(self._instances)})"
