@@ -46,7 +46,11 @@ class Venue:
     weight_window_s: float = 60.0
     rejected_429: int = 0
     _window: tuple[int, int] = (0, 0)  # (window index, weight used in it)
-    down: bool = False  # answer every request with 503, as a venue in an outage
+    down: bool = False
+    balance: float = 10_000.0
+    positions: dict[str, float] = field(default_factory=dict)  # symbol id -> signed amount
+    algo_orders: dict[int, dict[str, Any]] = field(default_factory=dict)
+    live_klines_ms: int = 0  # > 0: serve klines of this length up to now, price a seeded zigzag  # answer every request with 503, as a venue in an outage
 
     @property
     def base(self) -> str:
@@ -74,6 +78,35 @@ class Venue:
             return response
         return await self._answer(request)
 
+    def _live_klines(self, request: web.Request) -> list[list[Any]]:
+        """Candles up to now (the last one still open), closes zigzagging so SMAs cross often."""
+        length = self.live_klines_ms
+        now = int(time.time() * 1000)
+        last_open = now // length * length
+        since = int(request.query.get("startTime", last_open - 99 * length))
+        rows = []
+        for open_ms in range(max(since // length * length, last_open - 999 * length), last_open + 1, length):
+            step = open_ms // length
+            close = 30_000 + 300 * (1 if step % 6 < 3 else -1) + (step % 3) * 10
+            self.price = float(close)
+            rows.append(
+                [
+                    open_ms,
+                    f"{close - 5}",
+                    f"{close + 20}",
+                    f"{close - 20}",
+                    f"{close}",
+                    "10",
+                    open_ms + length - 1,
+                    "0",
+                    1,
+                    "0",
+                    "0",
+                    "0",
+                ]
+            )
+        return rows
+
     async def _answer(self, request: web.Request) -> web.Response:
         if self.down:
             return web.json_response({"code": -1, "msg": "service unavailable"}, status=503)
@@ -88,7 +121,92 @@ class Venue:
             await asyncio.sleep(self.time_reply_delay_s)
             return web.json_response({"serverTime": stamped})
         if path.endswith("/klines"):
-            return web.json_response(self.klines)
+            return web.json_response(self._live_klines(request) if self.live_klines_ms else self.klines)
+        if path == "/fapi/v3/account":
+            return web.json_response(
+                {
+                    "assets": [
+                        {
+                            "asset": "USDT",
+                            "availableBalance": str(self.balance),
+                            "initialMargin": "0",
+                            "marginBalance": str(self.balance),
+                            "updateTime": int(time.time() * 1000),
+                        }
+                    ],
+                    "positions": [],
+                }
+            )
+        if path == "/fapi/v1/leverageBracket":
+            return web.json_response(
+                [
+                    {
+                        "symbol": s,
+                        "brackets": [
+                            {
+                                "bracket": 1,
+                                "initialLeverage": 125,
+                                "notionalCap": 5e7,
+                                "notionalFloor": 0,
+                                "maintMarginRatio": 0.004,
+                                "cum": 0,
+                            }
+                        ],
+                    }
+                    for s in ("BTCUSDT", "ETHUSDT")
+                ]
+            )
+        if path == "/fapi/v3/positionRisk":
+            return web.json_response(
+                [
+                    {
+                        "symbol": s,
+                        "positionSide": "BOTH",
+                        "positionAmt": str(a),
+                        "entryPrice": str(self.price),
+                        "markPrice": str(self.price),
+                        "unRealizedProfit": "0",
+                        "liquidationPrice": "0",
+                        "notional": str(a * self.price),
+                        "isolatedWallet": "0",
+                        "updateTime": int(time.time() * 1000),
+                        "initialMargin": "0",
+                        "maintMargin": "0",
+                        "marginAsset": "USDT",
+                    }
+                    for s, a in self.positions.items()
+                    if a != 0
+                ]
+            )
+        if path == "/fapi/v1/algoOrder" and request.method == "POST":
+            form = dict(await request.post())
+            algo_id = len(self.algo_orders) + 1
+            order = {
+                "algoId": algo_id,
+                "clientAlgoId": form.get("clientAlgoId"),
+                "algoType": "CONDITIONAL",
+                "orderType": form.get("type"),
+                "symbol": form["symbol"],
+                "side": form["side"],
+                "positionSide": "BOTH",
+                "quantity": form["quantity"],
+                "algoStatus": "NEW",
+                "triggerPrice": form["triggerPrice"],
+                "price": "0",
+                "reduceOnly": True,
+                "createTime": int(time.time() * 1000),
+                "updateTime": int(time.time() * 1000),
+            }
+            self.algo_orders[algo_id] = order
+            return web.json_response(order)
+        if path == "/fapi/v1/algoOrder" and request.method == "DELETE":
+            order = self.algo_orders.get(int(request.query.get("algoId", "0")))
+            if order is None:
+                return web.json_response({"code": -2011, "msg": "Unknown order sent."}, status=400)
+            order["algoStatus"] = "CANCELED"
+            return web.json_response(
+                {"algoId": order["algoId"], "clientAlgoId": order["clientAlgoId"], "code": "200", "msg": "success"}
+            )
         if path == "/fapi/v1/order" and request.method == "POST":
             form = dict(await request.post())
             cid = str(form["newClientOrderId"])
@@ -109,6 +227,8 @@ class Venue:
                 "updateTime": int(time.time() * 1000),
             }
             self.orders[cid] = order
+            signed = float(qty) if form["side"] == "BUY" else -float(qty)
+            self.positions[str(form["symbol"])] = round(self.positions.get(str(form["symbol"]), 0.0) + signed, 8)
             return web.json_response(order)
         if path == "/fapi/v1/order" and request.method == "GET":
             found = self.orders.get(request.query.get("origClientOrderId", ""))
