@@ -46,11 +46,11 @@ class Venue:
     weight_window_s: float = 60.0
     rejected_429: int = 0
     _window: tuple[int, int] = (0, 0)  # (window index, weight used in it)
-    down: bool = False
+    down: bool = False  # answer every request with 503, as a venue in an outage
     balance: float = 10_000.0
     positions: dict[str, float] = field(default_factory=dict)  # symbol id -> signed amount
     algo_orders: dict[int, dict[str, Any]] = field(default_factory=dict)
-    live_klines_ms: int = 0  # > 0: serve klines of this length up to now, price a seeded zigzag  # answer every request with 503, as a venue in an outage
+    live_klines_ms: int = 0  # > 0: serve klines of this length up to now, closes zigzagging
 
     @property
     def base(self) -> str:
