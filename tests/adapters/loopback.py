@@ -51,6 +51,8 @@ class Venue:
     positions: dict[str, float] = field(default_factory=dict)  # symbol id -> signed amount
     algo_orders: dict[int, dict[str, Any]] = field(default_factory=dict)
     live_klines_ms: int = 0  # > 0: serve klines of this length up to now, closes zigzagging
+    sockets: list[web.WebSocketResponse] = field(default_factory=list)
+    subscriptions: list[str] = field(default_factory=list)
 
     @property
     def base(self) -> str:
@@ -60,8 +62,10 @@ class Venue:
         """Rewrite every REST URL of a ccxt instance to this server (same paths)."""
         exchange.urls["api"] = rebase_urls(exchange.urls["api"], self.base)
 
-    async def handle(self, request: web.Request) -> web.Response:
+    async def handle(self, request: web.Request) -> web.StreamResponse:
         self.requests.append((request.method, request.path))
+        if request.headers.get("Upgrade", "").lower() == "websocket":
+            return await self._websocket(request)
         if self.weight_limit is not None:
             index = int(time.time() / self.weight_window_s)
             used = (self._window[1] if self._window[0] == index else 0) + 1
@@ -77,6 +81,57 @@ class Venue:
             response.headers["X-MBX-USED-WEIGHT-1M"] = str(used)
             return response
         return await self._answer(request)
+
+    async def _websocket(self, request: web.Request) -> web.WebSocketResponse:
+        """Binance's raw stream: SUBSCRIBE is acknowledged, then pushed frames flow."""
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        self.sockets.append(ws)
+        try:
+            async for message in ws:
+                data = json.loads(message.data)
+                if data.get("method") == "SUBSCRIBE":
+                    self.subscriptions += data["params"]
+                    await ws.send_json({"result": None, "id": data["id"]})
+        finally:
+            self.sockets.remove(ws)
+        return ws
+
+    async def push_kline(
+        self, symbol_id: str, interval: str, open_ms: int, length_ms: int, close: float, *, final: bool = False
+    ) -> None:
+        """Send a kline frame in Binance USD-M's real shape to every open socket."""
+        frame = {
+            "e": "kline",
+            "E": open_ms + 1,
+            "s": symbol_id,
+            "k": {
+                "t": open_ms,
+                "T": open_ms + length_ms - 1,
+                "s": symbol_id,
+                "i": interval,
+                "f": 1,
+                "L": 2,
+                "o": f"{close}",
+                "c": f"{close}",
+                "h": f"{close + 1}",
+                "l": f"{close - 1}",
+                "v": "3",
+                "n": 2,
+                "x": final,
+                "q": "0",
+                "V": "0",
+                "Q": "0",
+                "B": "0",
+            },
+        }
+        for ws in list(self.sockets):
+            await ws.send_json(frame)
+
+    async def drop_sockets(self) -> None:
+        """Close every WebSocket from the server side, as a venue restart does."""
+        for ws in list(self.sockets):
+            await ws.close()
 
     def _live_klines(self, request: web.Request) -> list[list[Any]]:
         """Candles up to now (the last one still open), closes zigzagging so SMAs cross often."""

@@ -1,125 +1,293 @@
+"""CandleStorage on real Parquet files in tmp_path: layout, merge, history, bad input."""
+
 from __future__ import annotations
 
-import os
-import random
-import signal
-import subprocess
-import sys
-import time
+import logging
 from pathlib import Path
 
 import polars as pl
 import pytest
 
-from tests.kernel.helpers import candle
 from twinstar.atomic import TEMP_MARK
-from twinstar.bus.events import CandleClosed
-from twinstar.handlers.storage import CandleStorage
+from twinstar.bus.bus import Bus
+from twinstar.bus.events import CandleClosed, CandleRejected
+from twinstar.clock import SimClock
+from twinstar.config import Config
+from twinstar.handlers.storage import CandleStorage, StorageLockedError, month_of, safe_name
+from twinstar.kernel import Kernel
 
 pytestmark = pytest.mark.anyio
-JAN = 1_704_067_200_000  # 2024-01-01 UTC
+JAN = 1_704_067_200_000  # 2024-01-01 00:00 UTC
+FEB = JAN + 31 * 86_400_000
+MAR = FEB + 29 * 86_400_000
+MINUTE = 60_000
+SYMBOL = "BTC/USDT:USDT"
+SERIES_DIR = ("exchange=binanceusdm", "symbol=BTC-USDT-USDT", "interval=1m")
 
 
-def at(ms: int, close: float = 1.0) -> CandleClosed:
+def at(ms: int, close: float = 1.0, *, symbol: str = SYMBOL, volume: float = 1.0) -> CandleClosed:
+    """A one-minute binanceusdm candle opening at `ms`, all prices `close`."""
     return CandleClosed(
-        ts_ns=0,
+        ts_ns=(ms + MINUTE) * 1_000_000,
         exchange="binanceusdm",
-        symbol="BTC/USDT:USDT",
+        symbol=symbol,
         interval="1m",
         open_time_ms=ms,
         open=close,
         high=close,
         low=close,
         close=close,
-        volume=1.0,
+        volume=volume,
     )
 
 
-async def test_candles_are_partitioned_by_month_deduplicated_and_load_back_sorted(tmp_path: Path) -> None:
-    storage = CandleStorage(tmp_path, flush_every=1000)
+def row(ms: int, close: float = 1.0, symbol: str = SYMBOL) -> tuple[object, ...]:
+    """The stored row of `at(ms, close)`."""
+    return ("binanceusdm", symbol, "1m", ms, close, close, close, close, 1.0)
+
+
+async def started(root: Path, **kwargs: int) -> CandleStorage:
+    storage = CandleStorage(root, **kwargs)
     await storage.start()
-    feb = JAN + 31 * 86_400_000
-    for ms, close in [(feb, 5.0), (JAN + 60_000, 2.0), (JAN, 1.0), (JAN + 60_000, 3.0)]:
+    return storage
+
+
+def test_symbols_become_single_safe_path_components() -> None:
+    assert [safe_name(s) for s in ["BTC/USDT:USDT", "ETH-USD", "a=b c", "..", "", "é"]] == [
+        "BTC-USDT-USDT",
+        "ETH-USD",
+        "a-b-c",
+        "_..",
+        "_",
+        "-",
+    ]
+    assert [month_of(JAN), month_of(FEB - 1), month_of(FEB)] == ["2024-01", "2024-01", "2024-02"]
+
+
+async def test_candles_are_partitioned_by_month_deduplicated_and_load_back_sorted(tmp_path: Path) -> None:
+    storage = await started(tmp_path, flush_every=1000)
+    for ms, close in [(FEB, 5.0), (JAN + MINUTE, 2.0), (JAN, 1.0), (JAN + MINUTE, 3.0)]:
         await storage.handle(at(ms, close))
     await storage.stop()
-    folder = tmp_path / "binanceusdm" / "BTC-USDT-USDT" / "1m"
+
+    folder = tmp_path.joinpath(*SERIES_DIR)
     assert sorted(p.name for p in folder.iterdir()) == ["2024-01.parquet", "2024-02.parquet"]
-    loaded = storage.load("binanceusdm", "BTC/USDT:USDT", "1m")
-    assert loaded.select("open_time_ms", "close").rows() == [(JAN, 1.0), (JAN + 60_000, 3.0), (feb, 5.0)]
-    assert set(loaded["symbol"]) == {"BTC/USDT:USDT"}
-    assert storage.load("binanceusdm", "BTC/USDT:USDT", "1m", start_ms=JAN + 1, end_ms=feb).height == 1
+    january = pl.read_parquet(folder / "2024-01.parquet")
+    # The later value for the same open time wins (3.0 replaced 2.0), rows sorted by open time.
+    assert january.rows() == [row(JAN, 1.0), row(JAN + MINUTE, 3.0)]
+    assert january.schema == CandleStorage(tmp_path).load("x", "y", "1m").schema
+
+    reloaded = CandleStorage(tmp_path)
+    assert reloaded.load("binanceusdm", SYMBOL, "1m").rows() == [
+        row(JAN, 1.0),
+        row(JAN + MINUTE, 3.0),
+        row(FEB, 5.0),
+    ]
+    assert reloaded.load("binanceusdm", SYMBOL, "1m", start_ms=JAN + 1, end_ms=FEB).rows() == [row(JAN + MINUTE, 3.0)]
+    assert reloaded.load("binanceusdm", SYMBOL, "1m", start_ms=FEB).rows() == [row(FEB, 5.0)]
+    assert reloaded.load("binanceusdm", "ETH/USDT:USDT", "1m").height == 0
+    assert reloaded.stored_series() == [("binanceusdm", SYMBOL, "1m")]
+
+
+async def test_a_later_flush_merges_with_the_file_on_disk(tmp_path: Path) -> None:
+    storage = await started(tmp_path, flush_every=2)
+    for ms, close in [(JAN + 2 * MINUTE, 3.0), (JAN, 1.0), (JAN, 1.5), (JAN + MINUTE, 2.0)]:
+        await storage.handle(at(ms, close))
+    await storage.stop()
+    assert storage.load("binanceusdm", SYMBOL, "1m").rows() == [
+        row(JAN, 1.5),
+        row(JAN + MINUTE, 2.0),
+        row(JAN + 2 * MINUTE, 3.0),
+    ]
+    assert repr(storage) == f"CandleStorage(root={str(tmp_path)!r}, buffered=0, written=4, rejected=0, set_aside=0)"
+
+
+async def test_candles_are_flushed_in_batches_and_load_includes_the_unflushed(tmp_path: Path) -> None:
+    storage = await started(tmp_path, flush_every=3)
+    await storage.handle(at(JAN))
+    await storage.handle(at(JAN + MINUTE))
+    assert list(tmp_path.rglob("*.parquet")) == []
+    assert storage.load("binanceusdm", SYMBOL, "1m").height == 2  # still buffered, but visible
+    await storage.handle(at(JAN + 2 * MINUTE))
+    assert pl.read_parquet(tmp_path.joinpath(*SERIES_DIR, "2024-01.parquet")).height == 3
+    await storage.stop()
 
 
 async def test_a_flush_rewrites_only_the_months_that_changed(tmp_path: Path) -> None:
+    storage = await started(tmp_path, flush_every=1000)
+    for ms in (JAN, FEB, MAR):
+        await storage.handle(at(ms))
+    assert storage.flush() == 3
+    folder = tmp_path.joinpath(*SERIES_DIR)
+    before = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in folder.iterdir()}
+
+    await storage.handle(at(FEB + MINUTE))
+    assert storage.flush() == 1
+    after = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in folder.iterdir()}
+    assert after["2024-01.parquet"] == before["2024-01.parquet"]
+    assert after["2024-03.parquet"] == before["2024-03.parquet"]
+    assert after["2024-02.parquet"] != before["2024-02.parquet"]  # replaced by a new file
+    assert pl.read_parquet(folder / "2024-02.parquet")["open_time_ms"].to_list() == [FEB, FEB + MINUTE]
+    assert storage.flush() == 0  # nothing buffered: nothing touched
+    await storage.stop()
+
+
+async def test_symbols_whose_safe_names_collide_never_overwrite_each_other(tmp_path: Path) -> None:
+    storage = await started(tmp_path, flush_every=1)
+    await storage.handle(at(JAN, 1.0, symbol="BTC/USDT"))
+    await storage.handle(at(JAN, 2.0, symbol="BTC-USDT"))
+    await storage.stop()
+    assert len(list(tmp_path.rglob("*.parquet"))) == 1  # same folder, same month file
+    assert storage.load("binanceusdm", "BTC/USDT", "1m").rows() == [row(JAN, 1.0, "BTC/USDT")]
+    assert storage.load("binanceusdm", "BTC-USDT", "1m").rows() == [row(JAN, 2.0, "BTC-USDT")]
+
+
+@pytest.mark.parametrize(
+    ("candle", "reason"),
+    [
+        (at(JAN, float("nan")), "storage: open is nan"),
+        (at(JAN, float("inf")), "storage: open is inf"),
+        (at(JAN, -1.0), "storage: open is not positive (-1.0)"),
+        (at(JAN, 0.0), "storage: open is not positive (0.0)"),
+        (at(JAN, 1.0, volume=float("nan")), "storage: volume is nan"),
+        (at(JAN, 1.0, volume=-2.0), "storage: volume is -2.0"),
+        (
+            CandleClosed(
+                ts_ns=0, exchange="e", symbol="s", interval="1m", open_time_ms=JAN,
+                open=2.0, high=1.0, low=3.0, close=2.0, volume=0.0,
+            ),
+            "storage: high 1.0 is below low 3.0",
+        ),
+    ],
+)  # fmt: skip
+async def test_bad_candles_are_refused_logged_and_reported(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, candle: CandleClosed, reason: str
+) -> None:
+    bus = Bus(SimClock(123), mode="replay")
     storage = CandleStorage(tmp_path, flush_every=1)
+    storage.attach(bus)
+    rejected: list[CandleRejected] = []
+
+    async def collect(event: CandleRejected) -> None:
+        rejected.append(event)
+
+    bus.subscribe(CandleRejected, collect)
     await storage.start()
-    await storage.handle(at(JAN))
-    await storage.handle(at(JAN + 31 * 86_400_000))
-    folder = tmp_path / "binanceusdm" / "BTC-USDT-USDT" / "1m"
-    january = (folder / "2024-01.parquet").stat().st_ino
-    await storage.handle(at(JAN + 31 * 86_400_000 + 60_000))
-    assert (folder / "2024-01.parquet").stat().st_ino == january  # untouched
-    assert pl.read_parquet(folder / "2024-02.parquet").height == 2
+    with caplog.at_level(logging.ERROR, logger="twinstar.storage"):
+        await bus.publish(candle)
+    await storage.stop()
+
+    expected = CandleRejected(
+        ts_ns=123,
+        exchange=candle.exchange,
+        symbol=candle.symbol,
+        interval=candle.interval,
+        open_time_ms=JAN,
+        reason=reason,
+    )
+    assert rejected == [expected]
+    assert storage.rejected == 1
+    assert list(tmp_path.rglob("*.parquet")) == []
+    assert [r.getMessage().split(": ")[-1] for r in caplog.records] == [reason.removeprefix("storage: ")]
 
 
-async def test_bad_candles_are_refused_not_stored(tmp_path: Path) -> None:
-    storage = CandleStorage(tmp_path, flush_every=1)
-    await storage.start()
-    await storage.handle(at(JAN, float("nan")))
-    await storage.handle(at(JAN, -1.0))
-    assert storage.rejected == 2
-    assert storage.load("binanceusdm", "BTC/USDT:USDT", "1m").height == 0
-
-
-async def test_an_unreadable_month_file_is_set_aside_never_overwritten(tmp_path: Path) -> None:
-    storage = CandleStorage(tmp_path, flush_every=1)
-    await storage.start()
-    path = storage.path_for("binanceusdm", "BTC/USDT:USDT", "1m", "2024-01")
+async def test_an_unreadable_month_file_found_at_start_is_set_aside_not_fatal(tmp_path: Path) -> None:
+    path = CandleStorage(tmp_path).path_for("binanceusdm", SYMBOL, "1m", "2024-01")
     path.parent.mkdir(parents=True)
-    path.write_bytes(b"not parquet at all")
+    path.write_bytes(b"PAR1 torn half of a file")
+    async with Kernel(Config(), clock=SimClock(0), components=[CandleStorage(tmp_path, flush_every=1)]) as kernel:
+        (storage,) = kernel.components
+        assert isinstance(storage, CandleStorage)
+        assert storage.set_aside == [path.with_name("2024-01.parquet.corrupt-1")]
+        await kernel.publish(at(JAN, 7.0))
+    assert path.with_name("2024-01.parquet.corrupt-1").read_bytes() == b"PAR1 torn half of a file"
+    assert pl.read_parquet(path).rows() == [row(JAN, 7.0)]
+
+
+async def test_a_file_that_breaks_while_running_is_set_aside_at_merge_never_overwritten(tmp_path: Path) -> None:
+    storage = await started(tmp_path, flush_every=1)
     await storage.handle(at(JAN))
-    assert (path.parent / "2024-01.parquet.corrupt-1").read_bytes() == b"not parquet at all"
-    assert pl.read_parquet(path).height == 1
+    path = storage.path_for("binanceusdm", SYMBOL, "1m", "2024-01")
+    path.write_bytes(b"garbage")
+    path.with_name("2024-01.parquet.corrupt-1").write_bytes(b"an older casualty")
+    assert storage.load("binanceusdm", SYMBOL, "1m").height == 0  # skipped and logged, not raised
+    await storage.handle(at(JAN + MINUTE))
+    assert path.with_name("2024-01.parquet.corrupt-1").read_bytes() == b"an older casualty"
+    assert path.with_name("2024-01.parquet.corrupt-2").read_bytes() == b"garbage"
+    assert pl.read_parquet(path).rows() == [row(JAN + MINUTE)]
+    await storage.stop()
 
 
-async def test_stale_temp_files_are_cleaned_at_start_and_ignored_by_readers(tmp_path: Path) -> None:
-    storage = CandleStorage(tmp_path, flush_every=1)
-    await storage.start()
-    await storage.handle(candle(0))
-    folder = next(p.parent for p in tmp_path.rglob("*.parquet"))
-    stale = folder / f"1970-01.parquet{TEMP_MARK}999"
-    stale.write_bytes(b"half a file")
-    assert storage.load("sim", "BTC/USD", "1m").height == 1
-    await CandleStorage(tmp_path).start()
-    assert not stale.exists()
+async def test_a_foreign_parquet_file_is_set_aside_too(tmp_path: Path) -> None:
+    path = CandleStorage(tmp_path).path_for("binanceusdm", SYMBOL, "1m", "2024-01")
+    path.parent.mkdir(parents=True)
+    pl.DataFrame({"price": [1.0]}).write_parquet(path)
+    storage = await started(tmp_path)
+    assert [p.name for p in storage.set_aside] == ["2024-01.parquet.corrupt-1"]
+    await storage.stop()
 
 
-def test_sigkill_at_random_moments_always_leaves_a_whole_readable_file(tmp_path: Path) -> None:
-    """Kill a writing process 40 times at random instants; the month file always reads back whole."""
-    rng = random.Random(20261124)
-    script = Path(__file__).with_name("writer_process.py")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[2]), *sys.path])}
-    previous_rows = 0
-    kills_mid_flush = 0
-    start = 0
-    for _ in range(40):
-        child = subprocess.Popen(
-            [sys.executable, str(script), str(tmp_path), str(start)], stdout=subprocess.PIPE, text=True, env=env
-        )
-        assert child.stdout is not None
-        first = child.stdout.readline()  # started and flushed once: the kill lands during real work
-        assert first.strip()
-        time.sleep(rng.uniform(0.0, 0.05))
-        child.send_signal(signal.SIGKILL)
-        child.wait()
-        child.stdout.close()
-        files = [p for p in tmp_path.rglob("*.parquet") if TEMP_MARK not in p.name]
-        kills_mid_flush += any(TEMP_MARK in p.name for p in tmp_path.rglob("*"))
-        frame = pl.concat([pl.read_parquet(p) for p in files])  # raises if any file is torn
-        assert frame["open_time_ms"].is_sorted()
-        assert frame["open_time_ms"].n_unique() == frame.height
-        assert frame.height >= previous_rows  # nothing committed is ever lost
-        previous_rows = frame.height
-        start += 10_000
-    assert previous_rows > 0
-    print(f"40 kills, {kills_mid_flush} left a temp file behind, final rows {previous_rows}")
+async def test_stale_temp_files_are_ignored_by_readers_and_removed_at_start(tmp_path: Path) -> None:
+    storage = await started(tmp_path, flush_every=1)
+    await storage.handle(at(JAN))
+    await storage.stop()
+    folder = tmp_path.joinpath(*SERIES_DIR)
+    stale = [folder / f"2024-01.parquet{TEMP_MARK}999-1", folder / f"2024-02.parquet{TEMP_MARK}999-2"]
+    for path in stale:
+        path.write_bytes(b"half a file")
+    assert storage.load("binanceusdm", SYMBOL, "1m").rows() == [row(JAN)]
+    await (await started(tmp_path)).stop()
+    assert sorted(p.name for p in folder.iterdir()) == ["2024-01.parquet"]
+
+
+async def test_a_failed_write_keeps_the_candles_buffered_for_the_next_flush(tmp_path: Path) -> None:
+    storage = await started(tmp_path, flush_every=1)
+    blocker = tmp_path / "exchange=binanceusdm"
+    blocker.write_bytes(b"a file where the folder should be")
+    await storage.handle(at(JAN))  # the flush fails, is logged, and does not raise
+    assert repr(storage).startswith(f"CandleStorage(root={str(tmp_path)!r}, buffered=1, written=0")
+    blocker.unlink()
+    assert storage.flush() == 1
+    assert storage.load("binanceusdm", SYMBOL, "1m").rows() == [row(JAN)]
+    await storage.stop()
+
+
+async def test_history_is_preloaded_at_start_and_follows_new_candles(tmp_path: Path) -> None:
+    first = await started(tmp_path, flush_every=1000)
+    for i in range(6):
+        await first.handle(at(FEB - 3 * MINUTE + i * MINUTE, float(i + 1)))  # 3 in January, 3 in February
+    await first.handle(at(JAN, 1.0, symbol="ETH/USDT:USDT"))
+    await first.stop()
+
+    storage = await started(tmp_path, preload=4)
+
+    def closes(frame: pl.DataFrame) -> list[float]:
+        return [float(x) for x in frame["close"]]
+
+    assert closes(storage.history("binanceusdm", SYMBOL, "1m")) == [3.0, 4.0, 5.0, 6.0]
+    assert closes(storage.history("binanceusdm", "ETH/USDT:USDT", "1m")) == [1.0]
+    await storage.handle(at(FEB + 3 * MINUTE, 7.0))
+    await storage.handle(at(FEB + 2 * MINUTE, 6.5))  # a late correction replaces, never duplicates
+    assert closes(storage.history("binanceusdm", SYMBOL, "1m")) == [4.0, 5.0, 6.5, 7.0]
+    assert closes(storage.history("binanceusdm", SYMBOL, "1m", limit=2)) == [6.5, 7.0]
+    assert storage.history("binanceusdm", SYMBOL, "1m", limit=0).height == 0
+    assert storage.history("binanceusdm", "nope", "1m").height == 0
+    await storage.stop()
+
+
+async def test_one_root_has_one_writer(tmp_path: Path) -> None:
+    storage = await started(tmp_path)
+    with pytest.raises(StorageLockedError, match="another process is storing candles under"):
+        await CandleStorage(tmp_path).start()
+    await storage.stop()
+    await (await started(tmp_path)).stop()  # released on stop
+
+
+async def test_the_kernel_flushes_storage_on_shutdown(tmp_path: Path) -> None:
+    storage = CandleStorage(tmp_path, flush_every=10_000)
+    async with Kernel(Config(), clock=SimClock(0), components=[storage], mode="replay") as kernel:
+        for i in range(100):
+            await kernel.publish(at(JAN + i * MINUTE, 1.0 + i))
+        assert list(tmp_path.rglob("*.parquet")) == []
+    frame = CandleStorage(tmp_path).load("binanceusdm", SYMBOL, "1m")
+    assert (frame.height, frame["close"][-1]) == (100, 100.0)

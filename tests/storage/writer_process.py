@@ -1,42 +1,69 @@
-"""Child process for the crash test: flushes growing batches of candles forever.
+"""Child process of the SIGKILL test: writes and flushes candles until it is killed.
 
-Prints the committed row count after each flush, so the parent knows which
-counts a reader may legitimately see.
+Usage: ``python writer_process.py ROOT SRC_DIR BATCH``, then FIRST on
+stdin. Each round hands the real `CandleStorage` BATCH new one-second
+candles (open times FIRST, FIRST+1, ... seconds into 2024-01, so every flush
+rewrites the same month file) plus the last 10 it already stored again (duplicates the merge
+must drop), flushes, and prints the committed row count. Before the first
+round it prints ``ready`` once `start()` has cleaned up after the previous
+kill.
 """
 
 from __future__ import annotations
 
 import asyncio
 import sys
+import types
 from pathlib import Path
 
-from twinstar.bus.events import CandleClosed
-from twinstar.handlers.storage import CandleStorage
+JAN_2024_MS = 1_704_067_200_000
 
 
-async def main(root: Path, start: int) -> None:
-    storage = CandleStorage(root, flush_every=50)
+def _import_storage(src: Path) -> type:
+    # The package __init__ files import every adapter (ccxt): 0.6 s per start.
+    # Stubbing the two packages loads the very same storage module in 0.15 s,
+    # which is what lets the test kill 40 writers in a few seconds.
+    for name in ("twinstar", "twinstar.handlers"):
+        module = types.ModuleType(name)
+        module.__path__ = [str(src / name.replace(".", "/"))]
+        sys.modules[name] = module
+    from twinstar.handlers.storage import CandleStorage
+
+    return CandleStorage
+
+
+async def main(root: Path, src: Path, batch: int) -> None:
+    storage_type = _import_storage(src)
+    from twinstar.bus.events import CandleClosed
+
+    # Started ahead of time so its imports overlap the previous writer's run;
+    # the parent sends the committed row count once the previous one is dead.
+    first = int(sys.stdin.readline())
+    storage = storage_type(root, flush_every=10**9)
     await storage.start()
-    minute = start
+    print("ready", flush=True)
+    stored = first
     while True:
-        for _ in range(50):
+        for second in range(max(0, stored - 10), stored + batch):
+            price = 100.0 + second % 97
             await storage.handle(
                 CandleClosed(
                     ts_ns=0,
                     exchange="sim",
                     symbol="BTC/USD",
-                    interval="1m",
-                    open_time_ms=1_700_000_000_000 // 86_400_000 * 86_400_000 + (minute % 40_000) * 60_000,
-                    open=1.0,
-                    high=2.0,
-                    low=0.5,
-                    close=1.5,
+                    interval="1s",
+                    open_time_ms=JAN_2024_MS + second * 1_000,
+                    open=price,
+                    high=price + 1,
+                    low=price - 1,
+                    close=price,
                     volume=1.0,
                 )
             )
-            minute += 1
-        print(minute - start, flush=True)
+        storage.flush()
+        stored += batch
+        print(stored, flush=True)
 
 
 if __name__ == "__main__":
-    asyncio.run(main(Path(sys.argv[1]), int(sys.argv[2])))
+    asyncio.run(main(Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])))

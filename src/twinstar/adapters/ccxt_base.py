@@ -13,6 +13,7 @@ import logging
 from typing import Any, ClassVar, Final
 
 import ccxt.async_support as ccxt_async
+import ccxt.pro as ccxt_pro
 
 from twinstar.adapters.base import Balance, Bar, ErrorKind, ExchangeError, OrderResult, OrderStatus, Position
 from twinstar.adapters.errors import classify
@@ -29,8 +30,11 @@ def rebase_urls(value: Any, base: str) -> Any:
     if isinstance(value, dict):
         return {key: rebase_urls(item, base) for key, item in value.items()}
     if isinstance(value, str) and "://" in value:
-        rest = value.split("://", 1)[1]
+        scheme, rest = value.split("://", 1)
         path = rest.split("/", 1)[1] if "/" in rest else ""
+        host = base.rstrip("/").split("://", 1)[-1]
+        if scheme in ("ws", "wss"):  # WebSocket endpoints keep a WebSocket scheme
+            return f"{'wss' if base.startswith('https') else 'ws'}://{host}/{path}"
         return f"{base.rstrip('/')}/{path}"
     return value
 
@@ -65,7 +69,8 @@ class CcxtExchange:
     ) -> None:
         self.config = config or ExchangeConfig(id=exchange_id or self.exchange_id)
         self._id = exchange_id or self.exchange_id or self.config.id
-        cls = getattr(ccxt_async, self._id, None)
+        # ccxt.pro classes are the async REST classes plus WebSocket watchers.
+        cls = getattr(ccxt_pro, self._id, None) or getattr(ccxt_async, self._id, None)
         if cls is None:
             raise ValueError(f"unknown exchange {self._id!r}: ccxt has no such exchange")
         self.clock = clock
