@@ -37,6 +37,8 @@ class ExchangeConfig(_Section, frozen=True, kw_only=True, forbid_unknown_fields=
     api_key_env: str = ""
     api_secret_env: str = ""
     password_env: str = ""
+    # Candles from the WebSocket stream where ccxt.pro has one ("auto"), or always by REST polling.
+    candle_feed: Literal["auto", "stream", "poll"] = "auto"
     # Send every REST call to this base URL instead (a gateway, a proxy, a local emulator).
     api_base_url: str = ""
     options: dict[str, Any] = msgspec.field(default_factory=dict)

@@ -11,7 +11,8 @@ from pathlib import Path
 
 from twinstar.adapters import make_exchange
 from twinstar.adapters.base import Exchange
-from twinstar.adapters.feed import PollingCandleFeed
+from twinstar.adapters.ccxt_base import CcxtExchange
+from twinstar.adapters.feed import PollingCandleFeed, StreamCandleFeed
 from twinstar.bus.bus import Bus
 from twinstar.bus.record import Recorder
 from twinstar.clock import Clock
@@ -36,6 +37,15 @@ class AdapterSession:
         await self.exchange.close()
 
 
+def _feed(config: Config, exchange: Exchange, symbol: str, clock: Clock) -> Component:
+    """The stream where the venue has one (Bithumb and Lighter do not), else polling."""
+    mode = config.exchange.candle_feed
+    if isinstance(exchange, CcxtExchange) and mode != "poll":
+        if mode == "stream" or exchange.ccxt.has.get("watchOHLCV"):
+            return StreamCandleFeed(exchange, symbol, config.interval, clock)
+    return PollingCandleFeed(exchange, symbol, config.interval, clock)
+
+
 def live_components(config: Config, clock: Clock, run_dir: Path | None = None) -> list[Component]:
     """Build everything a live session needs, in start order."""
     exchange = make_exchange(config.exchange, clock)
@@ -46,7 +56,7 @@ def live_components(config: Config, clock: Clock, run_dir: Path | None = None) -
         Recorder(run_dir / "events.tws", config=config.to_dict(), meta={"kind": "live"}),
         TimeSync(exchange, clock),
         *build_pipeline(config, clock, exchange),
-        *(PollingCandleFeed(exchange, symbol, config.interval, clock) for symbol in config.symbols),
+        *(_feed(config, exchange, symbol, clock) for symbol in config.symbols),
     ]
     if config.storage.dir:
         parts.append(CandleStorage(config.storage.dir, flush_every=config.storage.flush_every))

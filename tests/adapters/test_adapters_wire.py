@@ -7,13 +7,13 @@ import os
 
 import pytest
 
-from tests.adapters.loopback import Failure, venue
 from twinstar.adapters import VENUES, make_exchange
 from twinstar.adapters.base import ErrorKind, Exchange, OrderResult
 from twinstar.adapters.binance import BinanceUsdm
 from twinstar.adapters.ccxt_base import CcxtExchange
 from twinstar.clock import LiveClock
 from twinstar.config import ExchangeConfig
+from twinstar.testing.venue import Failure, venue
 
 pytestmark = pytest.mark.anyio
 ALL_IDS = [*VENUES, "kraken"]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.adapters.loopback import venue
+from twinstar.testing.venue import venue
 
 pytestmark = pytest.mark.anyio
 KEY = "live-key-do-not-leak-0123456789"

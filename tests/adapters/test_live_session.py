@@ -14,7 +14,6 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from tests.adapters.loopback import venue
 from tests.pipeline.harness import Tap
 from twinstar import Config, Kernel
 from twinstar.adapters.feed import PollingCandleFeed
@@ -22,6 +21,7 @@ from twinstar.bus.events import ClockSynced, HandlerFailed, OrderFailed, OrderPl
 from twinstar.bus.record import read_stream
 from twinstar.clock import LiveClock
 from twinstar.live import live_components
+from twinstar.testing.venue import venue
 
 pytestmark = pytest.mark.anyio
 
@@ -33,7 +33,7 @@ async def test_live_session_trades_through_the_adapter(tmp_path: Path) -> None:
         config = Config.from_toml(
             'symbols = ["BTC/USDT:USDT"]\ninterval = "1s"\n'
             f'[exchange]\nid = "binanceusdm"\napi_key_env = "TW_LIVE_KEY"\napi_secret_env = "TW_LIVE_SECRET"\n'
-            f'api_base_url = "{v.base}"\noptions = {{ fetchCurrencies = false }}\n'
+            f'api_base_url = "{v.base}"\ncandle_feed = "poll"\noptions = {{ fetchCurrencies = false }}\n'
             '[strategy]\nname = "sma_cross"\nparams = { fast = 2, slow = 3 }\n'
             "[risk]\nposition_fraction = 0.05\nstop_loss_pct = 2.0\n"
         )

@@ -7,11 +7,11 @@ import os
 
 import pytest
 
-from tests.adapters.loopback import venue
 from twinstar.adapters.binance import BinanceUsdm
 from twinstar.clock import LiveClock, SimClock
 from twinstar.config import ExchangeConfig
 from twinstar.ratelimit import WeightLimiter, shared_limiter
+from twinstar.testing.venue import venue
 
 pytestmark = pytest.mark.anyio
 

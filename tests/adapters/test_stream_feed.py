@@ -8,7 +8,6 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.adapters.loopback import Venue, venue
 from tests.adapters.test_adapters_wire import _config
 from tests.pipeline.harness import Tap
 from twinstar.adapters.binance import BinanceUsdm
@@ -16,6 +15,7 @@ from twinstar.adapters.feed import StreamCandleFeed
 from twinstar.bus.events import CandleClosed, FeedConnected, FeedDisconnected
 from twinstar.clock import LiveClock
 from twinstar.kernel import Kernel
+from twinstar.testing.venue import Venue, venue
 
 pytestmark = pytest.mark.anyio
 MIN = 60_000

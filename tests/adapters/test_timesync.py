@@ -6,13 +6,13 @@ import asyncio
 
 import pytest
 
-from tests.adapters.loopback import venue
 from tests.adapters.test_adapters_wire import _config
 from twinstar.adapters.binance import BinanceUsdm
 from twinstar.bus.bus import Bus
 from twinstar.bus.events import ClockSynced, Event, OrderFailed
 from twinstar.clock import LiveClock
 from twinstar.kernel import Kernel
+from twinstar.testing.venue import venue
 from twinstar.timesync import TimeSync
 
 pytestmark = pytest.mark.anyio

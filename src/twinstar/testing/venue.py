@@ -1,4 +1,4 @@
-"""A tiny loopback HTTP venue for adapter tests, and pointing ccxt at it.
+"""A loopback Binance USD-M venue (REST and kline WebSocket) for tests and benchmarks.
 
 It serves the real recorded Binance USD-M exchangeInfo (trimmed to BTCUSDT and
 ETHUSDT), the server time, klines, market orders by client id and scripted
@@ -22,7 +22,7 @@ from aiohttp import web
 
 from twinstar.adapters.ccxt_base import rebase_urls
 
-INFO = (Path(__file__).parent / "data" / "binance_usdm_exchange_info.json").read_text()
+INFO = (Path(__file__).parent / "data" / "binance_usdm_exchange_info.json").read_text()  # real, recorded
 
 
 @dataclass
@@ -255,12 +255,12 @@ class Venue:
             self.algo_orders[algo_id] = order
             return web.json_response(order)
         if path == "/fapi/v1/algoOrder" and request.method == "DELETE":
-            order = self.algo_orders.get(int(request.query.get("algoId", "0")))
-            if order is None:
+            algo = self.algo_orders.get(int(request.query.get("algoId", "0")))
+            if algo is None:
                 return web.json_response({"code": -2011, "msg": "Unknown order sent."}, status=400)
-            order["algoStatus"] = "CANCELED"
+            algo["algoStatus"] = "CANCELED"
             return web.json_response(
-                {"algoId": order["algoId"], "clientAlgoId": order["clientAlgoId"], "code": "200", "msg": "success"}
+                {"algoId": algo["algoId"], "clientAlgoId": algo["clientAlgoId"], "code": "200", "msg": "success"}
             )
         if path == "/fapi/v1/order" and request.method == "POST":
             form = dict(await request.post())
@@ -307,7 +307,3 @@ async def venue() -> AsyncIterator[Venue]:
         yield state
     finally:
         await runner.cleanup()
-
-
-def dumps(value: Any) -> str:
-    return json.dumps(value)
