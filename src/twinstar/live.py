@@ -40,9 +40,9 @@ class AdapterSession:
 def _feed(config: Config, exchange: Exchange, symbol: str, clock: Clock) -> Component:
     """The stream where the venue has one (Bithumb and Lighter do not), else polling."""
     mode = config.exchange.candle_feed
-    if isinstance(exchange, CcxtExchange) and mode != "poll":
-        if mode == "stream" or exchange.ccxt.has.get("watchOHLCV"):
-            return StreamCandleFeed(exchange, symbol, config.interval, clock)
+    streams = isinstance(exchange, CcxtExchange) and (mode == "stream" or exchange.ccxt.has.get("watchOHLCV"))
+    if streams and mode != "poll":
+        return StreamCandleFeed(exchange, symbol, config.interval, clock)  # type: ignore[arg-type]
     return PollingCandleFeed(exchange, symbol, config.interval, clock)
 
 

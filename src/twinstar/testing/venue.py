@@ -53,6 +53,7 @@ class Venue:
     live_klines_ms: int = 0  # > 0: serve klines of this length up to now, closes zigzagging
     sockets: list[web.WebSocketResponse] = field(default_factory=list)
     subscriptions: list[str] = field(default_factory=list)
+    order_arrivals_ns: list[int] = field(default_factory=list)  # perf_counter_ns of each order request
 
     @property
     def base(self) -> str:
@@ -63,6 +64,8 @@ class Venue:
         exchange.urls["api"] = rebase_urls(exchange.urls["api"], self.base)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
+        if request.method == "POST" and request.path == "/fapi/v1/order":
+            self.order_arrivals_ns.append(time.perf_counter_ns())
         self.requests.append((request.method, request.path))
         if request.headers.get("Upgrade", "").lower() == "websocket":
             return await self._websocket(request)
