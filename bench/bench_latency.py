@@ -61,7 +61,8 @@ async def main(candles: int) -> None:
         config = Config.from_toml(
             'symbols = ["BTC/USDT:USDT"]\ninterval = "1m"\n'
             '[exchange]\nid = "binanceusdm"\napi_key_env = "TW_BENCH_KEY"\napi_secret_env = "TW_BENCH_SECRET"\n'
-            f'api_base_url = "{v.base}"\ncandle_feed = "stream"\noptions = {{ fetchCurrencies = false, weight_per_window = 1e9 }}\n'
+            f'api_base_url = "{v.base}"\ncandle_feed = "stream"\n'
+            "options = { fetchCurrencies = false, weight_per_window = 1e9 }\n"
             '[strategy]\nname = "flip"\n[risk]\norder_qty = 0.01\n'
         )
         now_min = int(time.time() * 1000) // MIN * MIN
@@ -82,8 +83,7 @@ async def main(candles: int) -> None:
                     while len(v.order_arrivals_ns) == before:
                         await asyncio.sleep(0)
                     latencies.append((v.order_arrivals_ns[before] - pushed) / 1000)
-                    while kernel.bus.is_idle is False:
-                        await asyncio.sleep(0)
+                    await kernel.bus.idle()
                     await asyncio.sleep(0.005)
                 await kernel.stop("bench done")
     print(f"kline frame -> order request, {candles} candles, real ccxt over loopback WebSocket and HTTP (uvloop):")
