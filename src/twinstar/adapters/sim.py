@@ -121,6 +121,11 @@ class SimExchange:
         entry[0] -= 1
         return entry[1]
 
+    def _refuse(self, kind: ErrorKind, message: str, client_order_id: str, qty: float) -> OrderResult:
+        return OrderResult.failure(
+            kind, message, client_order_id=client_order_id, requested_qty=qty, timestamp_ms=self.clock.now_ms()
+        )
+
     # -- protocol ----------------------------------------------------------
 
     @property
@@ -139,63 +144,30 @@ class SimExchange:
         """Fill at the last price (see the module docstring) unless a fault says otherwise."""
         now_ms = self.clock.now_ms()
         if self._take(SimFault.NETWORK_DOWN) is not None:
-            return OrderResult.failure(
-                ErrorKind.NETWORK,
-                "network unreachable (injected)",
-                client_order_id=client_order_id,
-                requested_qty=qty,
-                timestamp_ms=now_ms,
-            )
+            return self._refuse(ErrorKind.NETWORK, "network unreachable (injected)", client_order_id, qty)
         if self._take(SimFault.RATE_LIMIT) is not None:
-            return OrderResult.failure(
-                ErrorKind.RATE_LIMIT,
-                "too many requests (injected)",
-                client_order_id=client_order_id,
-                requested_qty=qty,
-                timestamp_ms=now_ms,
-            )
+            return self._refuse(ErrorKind.RATE_LIMIT, "too many requests (injected)", client_order_id, qty)
         if self._take(SimFault.TIMEOUT_BEFORE_BOOK) is not None:
-            return OrderResult.failure(
-                ErrorKind.TIMEOUT,
-                "request timed out (injected, never arrived)",
-                client_order_id=client_order_id,
-                requested_qty=qty,
-                timestamp_ms=now_ms,
-            )
+            return self._refuse(ErrorKind.TIMEOUT, "request timed out (injected, never arrived)", client_order_id, qty)
         if client_order_id in self._orders:
-            return OrderResult.failure(
-                ErrorKind.INVALID_ORDER,
-                f"duplicate client order id {client_order_id}",
-                client_order_id=client_order_id,
-                requested_qty=qty,
-                timestamp_ms=now_ms,
+            return self._refuse(
+                ErrorKind.INVALID_ORDER, f"duplicate client order id {client_order_id}", client_order_id, qty
             )
         result = self._execute(symbol, side, qty, client_order_id, reduce_only, now_ms)
         if result.ok and self._take(SimFault.TIMEOUT_AFTER_BOOK) is not None:
-            return OrderResult.failure(
-                ErrorKind.TIMEOUT,
-                "request timed out (injected, order executed)",
-                client_order_id=client_order_id,
-                requested_qty=qty,
-                timestamp_ms=now_ms,
-            )
+            return self._refuse(ErrorKind.TIMEOUT, "request timed out (injected, order executed)", client_order_id, qty)
         return result
 
     def _execute(
         self, symbol: str, side: Side, qty: float, client_order_id: str, reduce_only: bool, now_ms: int
     ) -> OrderResult:
-        def fail(kind: ErrorKind, message: str) -> OrderResult:
-            return OrderResult.failure(
-                kind, message, client_order_id=client_order_id, requested_qty=qty, timestamp_ms=now_ms
-            )
-
         last = self._last.get(symbol)
         if last is None:
-            return fail(ErrorKind.INVALID_ORDER, f"no market data for {symbol} yet")
+            return self._refuse(ErrorKind.INVALID_ORDER, f"no market data for {symbol} yet", client_order_id, qty)
         if not qty > 0:
-            return fail(ErrorKind.INVALID_ORDER, f"quantity must be positive, got {qty}")
+            return self._refuse(ErrorKind.INVALID_ORDER, f"quantity must be positive, got {qty}", client_order_id, qty)
         if self._take(SimFault.INSUFFICIENT_FUNDS) is not None:
-            return fail(ErrorKind.INSUFFICIENT_FUNDS, "insufficient margin (injected)")
+            return self._refuse(ErrorKind.INSUFFICIENT_FUNDS, "insufficient margin (injected)", client_order_id, qty)
         slip = self.config.slippage_bps / 10_000
         price = last.close * (1 + slip if side == "buy" else 1 - slip)
         ratio = self._take(SimFault.PARTIAL_FILL)
@@ -203,7 +175,9 @@ class SimExchange:
         position = self._positions.get(symbol)
         closing = position is not None and (position.side == "long") != (side == "buy")
         if reduce_only and not closing:
-            return fail(ErrorKind.INVALID_ORDER, "reduce-only order would open a position")
+            return self._refuse(
+                ErrorKind.INVALID_ORDER, "reduce-only order would open a position", client_order_id, qty
+            )
         fee = 0.0
         reduce = 0.0
         if closing and position is not None:
@@ -214,9 +188,11 @@ class SimExchange:
             fee_open = filled_open * price * self.config.taker_fee
             margin = filled_open * price / self.config.leverage
             if margin + fee_open > self.free_balance() + 1e-9:
-                return fail(
+                return self._refuse(
                     ErrorKind.INSUFFICIENT_FUNDS,
                     f"insufficient margin: need {margin + fee_open:.2f}, free {self.free_balance():.2f}",
+                    client_order_id,
+                    qty,
                 )
             self.cash -= fee_open
             fee += fee_open
@@ -268,41 +244,19 @@ class SimExchange:
         """Replace the resting stop for `symbol` (a rejection leaves the old one in force)."""
         now_ms = self.clock.now_ms()
         if self._take(SimFault.REJECT_STOP) is not None:
-            return OrderResult.failure(
-                ErrorKind.INVALID_ORDER,
-                "stop order rejected (injected)",
-                client_order_id=client_order_id,
-                requested_qty=qty,
-                timestamp_ms=now_ms,
-            )
+            return self._refuse(ErrorKind.INVALID_ORDER, "stop order rejected (injected)", client_order_id, qty)
         if self._take(SimFault.NETWORK_DOWN) is not None:
-            return OrderResult.failure(
-                ErrorKind.NETWORK,
-                "network unreachable (injected)",
-                client_order_id=client_order_id,
-                requested_qty=qty,
-                timestamp_ms=now_ms,
-            )
+            return self._refuse(ErrorKind.NETWORK, "network unreachable (injected)", client_order_id, qty)
         if client_order_id in self._orders:
-            return OrderResult.failure(
-                ErrorKind.INVALID_ORDER,
-                f"duplicate client order id {client_order_id}",
-                client_order_id=client_order_id,
-                requested_qty=qty,
-                timestamp_ms=now_ms,
+            return self._refuse(
+                ErrorKind.INVALID_ORDER, f"duplicate client order id {client_order_id}", client_order_id, qty
             )
         last = self._last.get(symbol)
         if last is not None and (
             (position_side == "long" and stop_price >= last.close)
             or (position_side == "short" and stop_price <= last.close)
         ):
-            return OrderResult.failure(
-                ErrorKind.INVALID_ORDER,
-                "stop would trigger immediately",
-                client_order_id=client_order_id,
-                requested_qty=qty,
-                timestamp_ms=now_ms,
-            )
+            return self._refuse(ErrorKind.INVALID_ORDER, "stop would trigger immediately", client_order_id, qty)
         self._stops[symbol] = _Stop(client_order_id, position_side, qty, stop_price)
         self._order_seq += 1
         result = OrderResult.success(
