@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-from typing import Final
+from typing import Any, Final
 
 import anyio
 
@@ -36,6 +36,10 @@ from twinstar.clock import Clock
 from twinstar.intervals import interval_ms
 
 log: Final = logging.getLogger("twinstar.feed")
+
+FeedEvent = (
+    CandleClosed | FeedConnected | FeedDisconnected | FeedGapDetected | FeedBackfilled | FeedStopped | CandleRejected
+)
 
 
 def bar_problem(bar: Bar) -> str | None:
@@ -81,18 +85,18 @@ class PollingCandleFeed:
         """Keep the bus to publish on."""
         self._bus = bus
 
-    async def _publish(
-        self,
-        event: CandleClosed
-        | FeedConnected
-        | FeedDisconnected
-        | FeedGapDetected
-        | FeedBackfilled
-        | FeedStopped
-        | CandleRejected,
-    ) -> None:
+    async def _emit(self, event_type: type[FeedEvent], **fields: Any) -> None:
+        """Publish an event of this feed's series, stamped now."""
         if self._bus is not None:
-            await self._bus.publish(event)
+            await self._bus.publish(
+                event_type(
+                    ts_ns=self.clock.now_ns(),
+                    exchange=self.exchange.name,
+                    symbol=self.symbol,
+                    interval=self.interval,
+                    **fields,
+                )
+            )
 
     async def poll_once(self) -> int:
         """Fetch and publish every newly closed candle; return how many were published."""
@@ -101,15 +105,7 @@ class PollingCandleFeed:
         bars = await self.exchange.fetch_ohlcv(self.symbol, self.interval, since_ms=since, limit=limit)
         published = await self.publish_closed(bars)
         if published > 1 and since is not None:
-            await self._publish(
-                FeedBackfilled(
-                    ts_ns=self.clock.now_ns(),
-                    exchange=self.exchange.name,
-                    symbol=self.symbol,
-                    interval=self.interval,
-                    count=published - 1,
-                )
-            )
+            await self._emit(FeedBackfilled, count=published - 1)
         return published
 
     async def publish_closed(self, bars: list[Bar]) -> int:
@@ -130,44 +126,21 @@ class PollingCandleFeed:
                 continue  # a duplicate inside one reply
             expected = None if self._last_open_ms is None else self._last_open_ms + self._length_ms
             if expected is not None and bar.open_time_ms > expected:
-                await self._publish(
-                    FeedGapDetected(
-                        ts_ns=self.clock.now_ns(),
-                        exchange=self.exchange.name,
-                        symbol=self.symbol,
-                        interval=self.interval,
-                        from_ms=expected,
-                        to_ms=bar.open_time_ms - self._length_ms,
-                    )
-                )
+                await self._emit(FeedGapDetected, from_ms=expected, to_ms=bar.open_time_ms - self._length_ms)
             self._last_open_ms = bar.open_time_ms
             problem = bar_problem(bar)
             if problem is not None:
                 log.error("rejected candle %s %s %d: %s", self.symbol, self.interval, bar.open_time_ms, problem)
-                await self._publish(
-                    CandleRejected(
-                        ts_ns=self.clock.now_ns(),
-                        exchange=self.exchange.name,
-                        symbol=self.symbol,
-                        interval=self.interval,
-                        open_time_ms=bar.open_time_ms,
-                        reason=problem,
-                    )
-                )
+                await self._emit(CandleRejected, open_time_ms=bar.open_time_ms, reason=problem)
                 continue
-            await self._publish(
-                CandleClosed(
-                    ts_ns=self.clock.now_ns(),
-                    exchange=self.exchange.name,
-                    symbol=self.symbol,
-                    interval=self.interval,
-                    open_time_ms=bar.open_time_ms,
-                    open=bar.open,
-                    high=bar.high,
-                    low=bar.low,
-                    close=bar.close,
-                    volume=bar.volume,
-                )
+            await self._emit(
+                CandleClosed,
+                open_time_ms=bar.open_time_ms,
+                open=bar.open,
+                high=bar.high,
+                low=bar.low,
+                close=bar.close,
+                volume=bar.volume,
             )
             published += 1
         self.published += published
@@ -183,28 +156,12 @@ class PollingCandleFeed:
             except ExchangeError as exc:
                 attempt += 1
                 connected = False
-                await self._publish(
-                    FeedDisconnected(
-                        ts_ns=self.clock.now_ns(),
-                        exchange=self.exchange.name,
-                        symbol=self.symbol,
-                        interval=self.interval,
-                        reason=exc.message,
-                        attempt=attempt,
-                    )
-                )
+                await self._emit(FeedDisconnected, reason=exc.message, attempt=attempt)
                 await self.clock.sleep(self.backoff_s[min(attempt, len(self.backoff_s)) - 1])
                 continue
             if not connected:
                 connected, attempt = True, 0
-                await self._publish(
-                    FeedConnected(
-                        ts_ns=self.clock.now_ns(),
-                        exchange=self.exchange.name,
-                        symbol=self.symbol,
-                        interval=self.interval,
-                    )
-                )
+                await self._emit(FeedConnected)
             now_ms = self.clock.now_ms()
             next_close_ms = (now_ms // self._length_ms + 1) * self._length_ms
             await self.clock.sleep((next_close_ms - now_ms) / 1000 + self.settle_s)
@@ -213,15 +170,7 @@ class PollingCandleFeed:
         """Stop polling (the kernel then drains and cancels the task)."""
         if not self._stopped:
             self._stopped = True
-            await self._publish(
-                FeedStopped(
-                    ts_ns=self.clock.now_ns(),
-                    exchange=self.exchange.name,
-                    symbol=self.symbol,
-                    interval=self.interval,
-                    reason="shutdown",
-                )
-            )
+            await self._emit(FeedStopped, reason="shutdown")
 
     def __repr__(self) -> str:
         return (
@@ -282,16 +231,7 @@ class StreamCandleFeed:
                 attempt += 1
                 need_backfill = True
                 reason = "stream silent" if isinstance(exc, TimeoutError) else self.exchange.scrub(str(exc))[:200]
-                await self.rest._publish(
-                    FeedDisconnected(
-                        ts_ns=self.clock.now_ns(),
-                        exchange=self.exchange.name,
-                        symbol=self.symbol,
-                        interval=self.interval,
-                        reason=reason,
-                        attempt=attempt,
-                    )
-                )
+                await self.rest._emit(FeedDisconnected, reason=reason, attempt=attempt)
                 await self._drop_sockets()
                 self._current = None
                 await self.clock.sleep(self.backoff_s[min(attempt, len(self.backoff_s)) - 1])
@@ -299,14 +239,7 @@ class StreamCandleFeed:
             self.frames += 1
             if attempt or self.frames == 1:
                 attempt = 0
-                await self.rest._publish(
-                    FeedConnected(
-                        ts_ns=self.clock.now_ns(),
-                        exchange=self.exchange.name,
-                        symbol=self.symbol,
-                        interval=self.interval,
-                    )
-                )
+                await self.rest._emit(FeedConnected)
             # ccxt.pro hands over only what changed since the last call: track the open candle here.
             closed: list[Bar] = []
             for r in sorted(rows, key=lambda row: row[0]):

@@ -158,16 +158,7 @@ class PositionHandler:
     async def _set_stop(self, position: OpenPosition, stop_price: float) -> bool:
         """Place or move the stop, retrying on the clock; False if it never took."""
         if not self.exchange.supports_native_stop:
-            position.stop_price = stop_price  # synthetic: watched on every closed candle
-            await self._publish(
-                SLUpdated(
-                    ts_ns=self.clock.now_ns(),
-                    exchange=position.exchange,
-                    symbol=position.symbol,
-                    stop_price=stop_price,
-                    qty=position.qty,
-                )
-            )
+            await self._stop_in_force(position, stop_price, "")  # synthetic: watched on every closed candle
             return True
         waits = list(self.risk.sl_retry_backoff_s)
         attempts = 0
@@ -179,17 +170,7 @@ class PositionHandler:
                 position.symbol, position.side, position.qty, stop_price, client_order_id=cid
             )
             if result.ok:
-                position.stop_price = stop_price
-                position.stop_cid = cid
-                await self._publish(
-                    SLUpdated(
-                        ts_ns=self.clock.now_ns(),
-                        exchange=position.exchange,
-                        symbol=position.symbol,
-                        stop_price=stop_price,
-                        qty=position.qty,
-                    )
-                )
+                await self._stop_in_force(position, stop_price, cid)
                 return True
             if not waits:
                 kind = result.error_kind or ErrorKind.UNKNOWN
@@ -209,6 +190,19 @@ class PositionHandler:
                 )
                 return False
             await self.clock.sleep(waits.pop(0))
+
+    async def _stop_in_force(self, position: OpenPosition, stop_price: float, cid: str) -> None:
+        position.stop_price = stop_price
+        position.stop_cid = cid
+        await self._publish(
+            SLUpdated(
+                ts_ns=self.clock.now_ns(),
+                exchange=position.exchange,
+                symbol=position.symbol,
+                stop_price=stop_price,
+                qty=position.qty,
+            )
+        )
 
     async def _emergency_exit(self, position: OpenPosition, reason: str) -> None:
         await self._publish(
