@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 import time
 from collections import deque
 from collections.abc import AsyncIterator
@@ -53,7 +54,16 @@ class Venue:
     live_klines_ms: int = 0  # > 0: serve klines of this length up to now, closes zigzagging
     sockets: list[web.WebSocketResponse] = field(default_factory=list)
     subscriptions: list[str] = field(default_factory=list)
-    order_arrivals_ns: list[int] = field(default_factory=list)  # perf_counter_ns of each order request
+    order_arrivals_ns: list[int] = field(default_factory=list)
+    tls_hosts: tuple[str, ...] = ()
+    client_tls: ssl.SSLContext | None = None  # perf_counter_ns of each order request
+
+    def client_session(self) -> Any:
+        """A session that resolves this venue's TLS host names to it, and nothing else."""
+        from twinstar.testing.tls import loopback_session
+
+        assert self.client_tls is not None, "start the venue with tls_hosts"
+        return loopback_session(self.tls_hosts, self.port, self.client_tls)
 
     @property
     def base(self) -> str:
@@ -297,13 +307,24 @@ class Venue:
 
 
 @asynccontextmanager
-async def venue() -> AsyncIterator[Venue]:
+async def venue(*, tls_hosts: tuple[str, ...] = ()) -> AsyncIterator[Venue]:
+    """Run a venue on 127.0.0.1 (random port); with `tls_hosts`, over TLS under those names.
+
+    With TLS, `state.client_session()` is the aiohttp session to hand to ccxt
+    (`{'session': ...}`): it keeps ccxt's real URLs and reaches only this server.
+    """
     state = Venue()
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", state.handle)
     runner = web.AppRunner(app)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
+    server_tls = None
+    if tls_hosts:
+        from twinstar.testing.tls import self_signed_contexts
+
+        server_tls, state.client_tls = self_signed_contexts(tls_hosts)
+        state.tls_hosts = tls_hosts
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=server_tls)
     await site.start()
     state.port = runner.addresses[0][1]
     try:
