@@ -28,9 +28,20 @@ INFO = (Path(__file__).parent / "data" / "binance_usdm_exchange_info.json").read
 
 @dataclass
 class Failure:
-    status: int
-    body: dict[str, Any]
+    """One scripted misbehaviour for the next matching request.
+
+    `status`/`body`: the error reply. `delay_s` holds the reply back (past the
+    client's timeout); with `executes=True` the request is carried out first, so
+    an order reaches the book although its reply never arrives in time.
+    `path`: only requests whose path ends with it (empty: any request).
+    """
+
+    status: int = 200
+    body: dict[str, Any] = field(default_factory=dict)
     headers: dict[str, str] = field(default_factory=dict)
+    delay_s: float = 0.0
+    executes: bool = False
+    path: str = ""
 
 
 @dataclass
@@ -178,9 +189,16 @@ class Venue:
     async def _answer(self, request: web.Request) -> web.Response:
         if self.down:
             return web.json_response({"code": -1, "msg": "service unavailable"}, status=503)
-        if self.failures:
+        if self.failures and request.path.endswith(self.failures[0].path):
             failure = self.failures.popleft()
+            response = await self._carry_out(request) if failure.executes else None
+            await asyncio.sleep(failure.delay_s)
+            if response is not None:
+                return response
             return web.json_response(failure.body, status=failure.status, headers=failure.headers)
+        return await self._carry_out(request)
+
+    async def _carry_out(self, request: web.Request) -> web.Response:
         path = request.path
         if path.endswith("/exchangeInfo"):
             return web.Response(text=INFO, content_type="application/json")

@@ -1,0 +1,78 @@
+"""A retry never doubles an order: the real execution handler and Binance adapter over loopback HTTP."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.adapters.test_adapters_wire import _config
+from tests.pipeline.harness import Tap
+from twinstar.adapters.binance import BinanceUsdm
+from twinstar.bus.bus import Bus
+from twinstar.bus.events import OrderFailed, OrderPlaced, SignalFired
+from twinstar.clock import SimClock
+from twinstar.config import ExecutionConfig, RiskConfig
+from twinstar.handlers.execution import ExecutionHandler, client_order_id
+from twinstar.testing import Failure, venue
+
+pytestmark = pytest.mark.anyio
+SIGNAL = SignalFired(
+    ts_ns=1,
+    strategy="t",
+    exchange="binanceusdm",
+    symbol="BTC/USDT:USDT",
+    side="buy",
+    price=30_000.0,
+    stop_price=0.0,
+    reason="test",
+    candle_open_time_ms=1_700_000_000_000,
+)
+CID = client_order_id("t", "BTC/USDT:USDT", 1_700_000_000_000, "open")
+
+
+async def _signal_through_execution(failure: Failure | None) -> tuple[list[object], dict[str, object], int]:
+    async with venue() as v:
+        adapter = BinanceUsdm(config=_config("binanceusdm"), clock=SimClock(0, autojump=True))
+        v.point(adapter.ccxt)
+        adapter.ccxt.timeout = 400  # ms: the delayed replies below arrive after the client gave up
+        bus = Bus(SimClock(0, autojump=True), mode="replay")
+        tap = Tap()
+        tap.attach(bus)
+        handler = ExecutionHandler(adapter, bus.clock, ExecutionConfig(), RiskConfig(order_qty=0.01))
+        handler.attach(bus)
+        try:
+            await adapter.ccxt.load_markets()
+            if failure is not None:
+                v.failures.append(failure)
+            await bus.publish(SIGNAL)
+        finally:
+            await adapter.close()
+        posts = sum(1 for method, path in v.requests if method == "POST" and path == "/fapi/v1/order")
+        return tap.events, dict(v.orders), posts
+
+
+async def test_a_timeout_after_the_order_reached_the_book_is_found_not_resent() -> None:
+    events, orders, posts = await _signal_through_execution(Failure(delay_s=1.5, executes=True, path="/fapi/v1/order"))
+    placed = [e for e in events if isinstance(e, OrderPlaced)]
+    assert [(p.client_order_id, p.filled_qty, p.attempts) for p in placed] == [(CID, 0.01, 1)]
+    assert list(orders) == [CID]  # one order on the book
+    assert posts == 1  # and only one was ever sent
+
+
+async def test_a_timeout_before_the_book_is_resent_once_with_the_same_id() -> None:
+    events, orders, posts = await _signal_through_execution(
+        Failure(status=504, body={"code": -1007, "msg": "Timeout"}, delay_s=1.5, path="/fapi/v1/order")
+    )
+    placed = [e for e in events if isinstance(e, OrderPlaced)]
+    assert [(p.client_order_id, p.attempts) for p in placed] == [(CID, 2)]
+    assert list(orders) == [CID]
+    assert posts == 2
+
+
+async def test_a_definitive_rejection_over_the_wire_is_final() -> None:
+    events, orders, posts = await _signal_through_execution(
+        Failure(status=400, body={"code": -2010, "msg": "Account has insufficient balance"}, path="/fapi/v1/order")
+    )
+    failed = [e for e in events if isinstance(e, OrderFailed)]
+    assert [(f.error_kind, f.attempts) for f in failed] == [("invalid_order", 1)]
+    assert orders == {}
+    assert posts == 1
