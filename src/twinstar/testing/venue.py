@@ -66,6 +66,7 @@ class Venue:
     sockets: list[web.WebSocketResponse] = field(default_factory=list)
     subscriptions: list[str] = field(default_factory=list)
     order_arrivals_ns: list[int] = field(default_factory=list)
+    fill_ratio: float = 1.0  # < 1: opening market orders fill only this share (the rest expires)
     tls_hosts: tuple[str, ...] = ()
     client_tls: ssl.SSLContext | None = None  # perf_counter_ns of each order request
 
@@ -297,23 +298,26 @@ class Venue:
             form = dict(await request.post())
             cid = str(form["newClientOrderId"])
             qty = str(form["quantity"])
+            # A market order that runs out of liquidity: only part fills and the rest expires.
+            partial = self.fill_ratio < 1 and form.get("reduceOnly") != "true"
+            filled = f"{float(qty) * self.fill_ratio:.3f}" if partial else qty
             order = {
                 "orderId": len(self.orders) + 1,
                 "clientOrderId": cid,
                 "symbol": form["symbol"],
-                "status": "FILLED",
+                "status": "EXPIRED" if partial else "FILLED",
                 "type": "MARKET",
                 "side": form["side"],
                 "origQty": qty,
-                "executedQty": qty,
+                "executedQty": filled,
                 "avgPrice": f"{self.price:.2f}",
                 "price": "0",
-                "cumQuote": f"{float(qty) * self.price:.5f}",
+                "cumQuote": f"{float(filled) * self.price:.5f}",
                 "reduceOnly": form.get("reduceOnly") == "true",
                 "updateTime": int(time.time() * 1000),
             }
             self.orders[cid] = order
-            signed = float(qty) if form["side"] == "BUY" else -float(qty)
+            signed = float(filled) if form["side"] == "BUY" else -float(filled)
             self.positions[str(form["symbol"])] = round(self.positions.get(str(form["symbol"]), 0.0) + signed, 8)
             return web.json_response(order)
         if path == "/fapi/v1/order" and request.method == "GET":
