@@ -95,12 +95,14 @@ async def run_twinstar(events: list[CandleClosed], config: Config, *, record: Pa
     if record is not None:
         parts.insert(0, Recorder(record, config=config.to_dict()))
     async with Kernel(config, clock=clock, components=parts, mode="replay") as kernel:
-        publish = kernel.bus.publish
+        emit = kernel.bus.emit
         set_ns = clock.set_ns
         started = time.perf_counter()
         for event in events:
             set_ns(event.ts_ns)
-            await publish(event)
+            pending = emit(event)
+            if pending is not None:  # a handler awaits (an order): finish it before the next candle
+                await pending
         seconds = time.perf_counter() - started
     return Outcome("twinstar" + (" +recording" if record else ""), trades.count, trades.gross, seconds, len(events))
 

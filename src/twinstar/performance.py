@@ -78,7 +78,7 @@ class PerformanceTracker:
         bus.subscribe(PositionOpened, self.on_opened)
         bus.subscribe(PositionClosed, self.on_closed)
 
-    async def on_candle(self, event: CandleClosed) -> None:
+    def on_candle(self, event: CandleClosed) -> None:
         """Record mark-to-market equity at this candle's close."""
         unrealised = 0.0
         position = self._open.get(event.symbol)
@@ -88,11 +88,11 @@ class PerformanceTracker:
         self.times_ms.append(event.open_time_ms)
         self.equity.append(self.initial_equity + self._realised + unrealised)
 
-    async def on_opened(self, event: PositionOpened) -> None:
+    def on_opened(self, event: PositionOpened) -> None:
         """Track the open position for marking."""
         self._open[event.symbol] = _Open(event.side, event.qty, event.entry_price, event.fee)
 
-    async def on_closed(self, event: PositionClosed) -> None:
+    def on_closed(self, event: PositionClosed) -> None:
         """Book the realised trade."""
         self._open.pop(event.symbol, None)
         self._realised += event.pnl

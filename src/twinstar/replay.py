@@ -44,7 +44,7 @@ class _Counter:
     def attach(self, bus: Bus) -> None:
         bus.subscribe(Event, self.handle, name="ReplayCounter")
 
-    async def handle(self, event: Event) -> None:
+    def handle(self, event: Event) -> None:
         self.counts[type(event).__name__] += 1
 
 
@@ -75,10 +75,12 @@ async def replay(
         parts.insert(0, Recorder(output, config=stream.header.config, meta=dict(stream.header.meta)))
     started = time.perf_counter()
     async with Kernel(config, clock=clock, components=parts, mode="replay") as kernel:
-        publish = kernel.bus.publish
+        emit = kernel.bus.emit
         for index, event in enumerate(inputs, 1):
             clock.set_ns(event.ts_ns)
-            await publish(event)
+            pending = emit(event)
+            if pending is not None:
+                await pending
             if on_progress is not None and index % 10_000 == 0:
                 on_progress(index)
     return ReplaySummary(

@@ -80,11 +80,11 @@ async def run_paper(
         *extra_components,
     ]
     async with Kernel(config, clock=clock, components=parts, mode="replay") as kernel:
-        publish = kernel.bus.publish
+        emit = kernel.bus.emit
         for index, (open_ms, o, h, low, c, v) in enumerate(zip(*columns, strict=True), 1):
             close_ns = (open_ms + length_ms) * 1_000_000
             clock.set_ns(close_ns)
-            await publish(
+            pending = emit(
                 CandleClosed(
                     ts_ns=close_ns,
                     exchange=exchange,
@@ -98,6 +98,8 @@ async def run_paper(
                     volume=v,
                 )
             )
+            if pending is not None:
+                await pending
             if on_progress is not None and index % 1_000 == 0:
                 on_progress(index)
     if on_progress is not None:

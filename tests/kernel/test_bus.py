@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 
 import anyio
 import pytest
@@ -159,7 +160,7 @@ async def test_live_subscribers_run_concurrently() -> None:
         tg.cancel_scope.cancel()
 
 
-async def test_objects_with_async_handle_subscribe_and_non_async_are_refused() -> None:
+async def test_objects_with_async_handle_subscribe_and_non_callables_are_refused() -> None:
     bus = Bus(SimClock(), mode="replay")
 
     class Counter:
@@ -173,8 +174,73 @@ async def test_objects_with_async_handle_subscribe_and_non_async_are_refused() -
     bus.subscribe(CandleClosed, counter)
     await bus.publish(candle(0))
     assert counter.n == 1
-    with pytest.raises(TypeError, match="neither an async callable"):
-        bus.subscribe(CandleClosed, print)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="neither callable nor an object with a handle"):
+        bus.subscribe(CandleClosed, 42)  # type: ignore[arg-type]
+
+
+async def test_replay_runs_plain_handlers_without_suspending_and_awaits_what_they_return() -> None:
+    bus = Bus(SimClock(), mode="replay")
+    log: list[str] = []
+
+    def plain(event: CandleClosed) -> None:
+        log.append(f"plain {event.open_time_ms // 60_000}")
+
+    def sometimes_awaits(event: CandleClosed) -> Awaitable[None] | None:
+        n = event.open_time_ms // 60_000
+        log.append(f"eager {n}")
+        if n % 2:
+            return None
+
+        async def later() -> None:
+            await asyncio.sleep(0)  # a real suspension: the bus must finish it before going on
+            log.append(f"awaited {n}")
+            await bus.publish(signal(n))
+
+        return later()
+
+    async def on_signal(event: SignalFired) -> None:
+        log.append(f"signal {event.candle_open_time_ms // 60_000}")
+
+    bus.subscribe(CandleClosed, sometimes_awaits)
+    bus.subscribe(CandleClosed, plain)
+    bus.subscribe(SignalFired, on_signal)
+    assert bus.emit(candle(1)) is None  # nothing to wait for: delivered before emit returned
+    pending = bus.emit(candle(2))
+    assert pending is not None
+    assert not bus.is_idle
+    await pending
+    assert bus.is_idle
+    assert log == ["eager 1", "plain 1", "eager 2", "awaited 2", "plain 2", "signal 2"]
+
+
+async def test_a_plain_handler_that_raises_is_reported_like_an_async_one() -> None:
+    bus = Bus(SimClock(), mode="replay")
+    failures: list[HandlerFailed] = []
+
+    def broken(event: CandleClosed) -> None:
+        raise ValueError("bad candle")
+
+    bus.subscribe(CandleClosed, broken, name="broken")
+    bus.subscribe(HandlerFailed, failures.append)
+    assert bus.emit(candle(0)) is None
+    assert failures == [
+        HandlerFailed(ts_ns=0, handler="broken", event_type="CandleClosed", error="ValueError: bad candle")
+    ]
+
+
+async def test_live_emit_enqueues_at_once_and_hands_back_the_wait_only_when_a_mailbox_is_full() -> None:
+    bus = Bus(SimClock(), mode="live", mailbox_size=1)
+    seen: list[int] = []
+    bus.subscribe(CandleClosed, lambda event: seen.append(event.open_time_ms // 60_000))
+    async with anyio.create_task_group() as tg:
+        bus.start(tg)
+        assert bus.emit(candle(0)) is None  # room in the mailbox
+        pending = bus.emit(candle(1))  # the mailbox still holds candle 0
+        assert pending is not None
+        await pending
+        await bus.idle()
+        tg.cancel_scope.cancel()
+    assert seen == [0, 1]
 
 
 async def test_publishing_without_subscribers_is_a_no_op_and_closed_bus_refuses() -> None:

@@ -1,9 +1,14 @@
-"""Random subscribe / publish / raise sequences against a plain-list model."""
+"""Random subscribe / publish / raise sequences against a plain-list model.
+
+Handlers come in the three shapes the bus accepts: async, plain, and plain
+returning an awaitable (which suspends, so replay leaves its eager path).
+"""
 
 from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import Awaitable
 
 import anyio
 from hypothesis import settings
@@ -24,10 +29,30 @@ class _Handler:
         self.raises = raises
         self.received: list[Event] = []
 
-    async def __call__(self, event: Event) -> None:
+    def _take(self, event: Event) -> None:
         self.received.append(event)
         if self.raises and not isinstance(event, HandlerFailed):
             raise RuntimeError(self.name)
+
+    async def __call__(self, event: Event) -> None:
+        self._take(event)
+
+
+class _PlainHandler(_Handler):
+    def __call__(self, event: Event) -> None:  # type: ignore[override]
+        self._take(event)
+
+
+class _AwaitingHandler(_Handler):
+    def __call__(self, event: Event) -> Awaitable[None]:  # type: ignore[override]
+        return self._later(event)
+
+    async def _later(self, event: Event) -> None:
+        await asyncio.sleep(0)
+        self._take(event)
+
+
+SHAPES: list[type[_Handler]] = [_Handler, _PlainHandler, _AwaitingHandler]
 
 
 class BusMachine(RuleBasedStateMachine):
@@ -49,9 +74,9 @@ class BusMachine(RuleBasedStateMachine):
             await self.stop.wait()
             tg.cancel_scope.cancel()
 
-    @rule(event_type=st.sampled_from(TYPES), raises=st.booleans())
-    def subscribe(self, event_type: type[Event], raises: bool) -> None:
-        handler = _Handler(f"h{len(self.handlers)}", raises)
+    @rule(event_type=st.sampled_from(TYPES), raises=st.booleans(), shape=st.sampled_from(SHAPES))
+    def subscribe(self, event_type: type[Event], raises: bool, shape: type[_Handler]) -> None:
+        handler = shape(f"h{len(self.handlers)}", raises)
 
         async def go() -> None:  # a live bus starts the mailbox task in its task group
             self.bus.subscribe(event_type, handler, name=handler.name)
@@ -60,8 +85,8 @@ class BusMachine(RuleBasedStateMachine):
         self.handlers.append((event_type, handler))
         self.expected[handler.name] = []
 
-    @rule(kind=st.sampled_from(["candle", "signal"]), burst=st.integers(1, 5))
-    def publish(self, kind: str, burst: int) -> None:
+    @rule(kind=st.sampled_from(["candle", "signal"]), burst=st.integers(1, 5), eager=st.booleans())
+    def publish(self, kind: str, burst: int, eager: bool) -> None:
         events: list[Event] = []
         for _ in range(burst):
             self.counter += 1
@@ -69,7 +94,12 @@ class BusMachine(RuleBasedStateMachine):
 
         async def go() -> None:
             for event in events:
-                await self.bus.publish(event)
+                if eager:
+                    pending = self.bus.emit(event)
+                    if pending is not None:
+                        await pending
+                else:
+                    await self.bus.publish(event)
             await self.bus.idle()
 
         self.loop.run_until_complete(go())

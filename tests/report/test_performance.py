@@ -36,14 +36,14 @@ def _closed(pnl: float, fees: float) -> PositionClosed:
 
 async def test_equity_is_marked_to_market_and_trades_are_booked() -> None:
     tracker = PerformanceTracker(1000.0, "1m")
-    await tracker.on_candle(candle(0, 100.0))
-    await tracker.on_opened(_opened(2.0, 100.0))
-    await tracker.on_candle(candle(1, 110.0))  # +20 unrealised, -1 entry fee
-    await tracker.on_closed(_closed(17.0, 2.0))
-    await tracker.on_candle(candle(2, 90.0))  # flat again: only realised counts
-    await tracker.on_opened(_opened(1.0, 90.0))
-    await tracker.on_closed(_closed(-12.0, 2.0))
-    await tracker.on_candle(candle(3, 80.0))
+    tracker.on_candle(candle(0, 100.0))
+    tracker.on_opened(_opened(2.0, 100.0))
+    tracker.on_candle(candle(1, 110.0))  # +20 unrealised, -1 entry fee
+    tracker.on_closed(_closed(17.0, 2.0))
+    tracker.on_candle(candle(2, 90.0))  # flat again: only realised counts
+    tracker.on_opened(_opened(1.0, 90.0))
+    tracker.on_closed(_closed(-12.0, 2.0))
+    tracker.on_candle(candle(3, 80.0))
     assert tracker.equity == [1000.0, 1019.0, 1017.0, 1005.0]
     summary = tracker.summary()
     returns = [1019 / 1000 - 1, 1017 / 1019 - 1, 1005 / 1017 - 1]

@@ -67,7 +67,7 @@ def test_symbols_become_single_safe_path_components() -> None:
 async def test_candles_are_partitioned_by_month_deduplicated_and_load_back_sorted(tmp_path: Path) -> None:
     storage = await started(tmp_path, flush_every=1000)
     for ms, close in [(FEB, 5.0), (JAN + MINUTE, 2.0), (JAN, 1.0), (JAN + MINUTE, 3.0)]:
-        await storage.handle(at(ms, close))
+        storage.handle(at(ms, close))
     await storage.stop()
 
     folder = tmp_path.joinpath(*SERIES_DIR)
@@ -92,7 +92,7 @@ async def test_candles_are_partitioned_by_month_deduplicated_and_load_back_sorte
 async def test_a_later_flush_merges_with_the_file_on_disk(tmp_path: Path) -> None:
     storage = await started(tmp_path, flush_every=2)
     for ms, close in [(JAN + 2 * MINUTE, 3.0), (JAN, 1.0), (JAN, 1.5), (JAN + MINUTE, 2.0)]:
-        await storage.handle(at(ms, close))
+        storage.handle(at(ms, close))
     await storage.stop()
     assert storage.load("binanceusdm", SYMBOL, "1m").rows() == [
         row(JAN, 1.5),
@@ -104,11 +104,11 @@ async def test_a_later_flush_merges_with_the_file_on_disk(tmp_path: Path) -> Non
 
 async def test_candles_are_flushed_in_batches_and_load_includes_the_unflushed(tmp_path: Path) -> None:
     storage = await started(tmp_path, flush_every=3)
-    await storage.handle(at(JAN))
-    await storage.handle(at(JAN + MINUTE))
+    storage.handle(at(JAN))
+    storage.handle(at(JAN + MINUTE))
     assert list(tmp_path.rglob("*.parquet")) == []
     assert storage.load("binanceusdm", SYMBOL, "1m").height == 2  # still buffered, but visible
-    await storage.handle(at(JAN + 2 * MINUTE))
+    storage.handle(at(JAN + 2 * MINUTE))
     assert pl.read_parquet(tmp_path.joinpath(*SERIES_DIR, "2024-01.parquet")).height == 3
     await storage.stop()
 
@@ -116,12 +116,12 @@ async def test_candles_are_flushed_in_batches_and_load_includes_the_unflushed(tm
 async def test_a_flush_rewrites_only_the_months_that_changed(tmp_path: Path) -> None:
     storage = await started(tmp_path, flush_every=1000)
     for ms in (JAN, FEB, MAR):
-        await storage.handle(at(ms))
+        storage.handle(at(ms))
     assert storage.flush() == 3
     folder = tmp_path.joinpath(*SERIES_DIR)
     before = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in folder.iterdir()}
 
-    await storage.handle(at(FEB + MINUTE))
+    storage.handle(at(FEB + MINUTE))
     assert storage.flush() == 1
     after = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in folder.iterdir()}
     assert after["2024-01.parquet"] == before["2024-01.parquet"]
@@ -134,8 +134,8 @@ async def test_a_flush_rewrites_only_the_months_that_changed(tmp_path: Path) -> 
 
 async def test_symbols_whose_safe_names_collide_never_overwrite_each_other(tmp_path: Path) -> None:
     storage = await started(tmp_path, flush_every=1)
-    await storage.handle(at(JAN, 1.0, symbol="BTC/USDT"))
-    await storage.handle(at(JAN, 2.0, symbol="BTC-USDT"))
+    storage.handle(at(JAN, 1.0, symbol="BTC/USDT"))
+    storage.handle(at(JAN, 2.0, symbol="BTC-USDT"))
     await storage.stop()
     assert len(list(tmp_path.rglob("*.parquet"))) == 1  # same folder, same month file
     assert storage.load("binanceusdm", "BTC/USDT", "1m").rows() == [row(JAN, 1.0, "BTC/USDT")]
@@ -206,12 +206,12 @@ async def test_an_unreadable_month_file_found_at_start_is_set_aside_not_fatal(tm
 
 async def test_a_file_that_breaks_while_running_is_set_aside_at_merge_never_overwritten(tmp_path: Path) -> None:
     storage = await started(tmp_path, flush_every=1)
-    await storage.handle(at(JAN))
+    storage.handle(at(JAN))
     path = storage.path_for("binanceusdm", SYMBOL, "1m", "2024-01")
     path.write_bytes(b"garbage")
     path.with_name("2024-01.parquet.corrupt-1").write_bytes(b"an older casualty")
     assert storage.load("binanceusdm", SYMBOL, "1m").height == 0  # skipped and logged, not raised
-    await storage.handle(at(JAN + MINUTE))
+    storage.handle(at(JAN + MINUTE))
     assert path.with_name("2024-01.parquet.corrupt-1").read_bytes() == b"an older casualty"
     assert path.with_name("2024-01.parquet.corrupt-2").read_bytes() == b"garbage"
     assert pl.read_parquet(path).rows() == [row(JAN + MINUTE)]
@@ -229,7 +229,7 @@ async def test_a_foreign_parquet_file_is_set_aside_too(tmp_path: Path) -> None:
 
 async def test_stale_temp_files_are_ignored_by_readers_and_removed_at_start(tmp_path: Path) -> None:
     storage = await started(tmp_path, flush_every=1)
-    await storage.handle(at(JAN))
+    storage.handle(at(JAN))
     await storage.stop()
     folder = tmp_path.joinpath(*SERIES_DIR)
     stale = [folder / f"2024-01.parquet{TEMP_MARK}999-1", folder / f"2024-02.parquet{TEMP_MARK}999-2"]
@@ -244,7 +244,7 @@ async def test_a_failed_write_keeps_the_candles_buffered_for_the_next_flush(tmp_
     storage = await started(tmp_path, flush_every=1)
     blocker = tmp_path / "exchange=binanceusdm"
     blocker.write_bytes(b"a file where the folder should be")
-    await storage.handle(at(JAN))  # the flush fails, is logged, and does not raise
+    storage.handle(at(JAN))  # the flush fails, is logged, and does not raise
     assert repr(storage).startswith(f"CandleStorage(root={str(tmp_path)!r}, buffered=1, written=0")
     blocker.unlink()
     assert storage.flush() == 1
@@ -255,8 +255,8 @@ async def test_a_failed_write_keeps_the_candles_buffered_for_the_next_flush(tmp_
 async def test_history_is_preloaded_at_start_and_follows_new_candles(tmp_path: Path) -> None:
     first = await started(tmp_path, flush_every=1000)
     for i in range(6):
-        await first.handle(at(FEB - 3 * MINUTE + i * MINUTE, float(i + 1)))  # 3 in January, 3 in February
-    await first.handle(at(JAN, 1.0, symbol="ETH/USDT:USDT"))
+        first.handle(at(FEB - 3 * MINUTE + i * MINUTE, float(i + 1)))  # 3 in January, 3 in February
+    first.handle(at(JAN, 1.0, symbol="ETH/USDT:USDT"))
     await first.stop()
 
     storage = await started(tmp_path, preload=4)
@@ -266,8 +266,8 @@ async def test_history_is_preloaded_at_start_and_follows_new_candles(tmp_path: P
 
     assert closes(storage.history("binanceusdm", SYMBOL, "1m")) == [3.0, 4.0, 5.0, 6.0]
     assert closes(storage.history("binanceusdm", "ETH/USDT:USDT", "1m")) == [1.0]
-    await storage.handle(at(FEB + 3 * MINUTE, 7.0))
-    await storage.handle(at(FEB + 2 * MINUTE, 6.5))  # a late correction replaces, never duplicates
+    storage.handle(at(FEB + 3 * MINUTE, 7.0))
+    storage.handle(at(FEB + 2 * MINUTE, 6.5))  # a late correction replaces, never duplicates
     assert closes(storage.history("binanceusdm", SYMBOL, "1m")) == [4.0, 5.0, 6.5, 7.0]
     assert closes(storage.history("binanceusdm", SYMBOL, "1m", limit=2)) == [6.5, 7.0]
     assert storage.history("binanceusdm", SYMBOL, "1m", limit=0).height == 0

@@ -46,7 +46,7 @@ async def main(root: Path, src: Path, batch: int) -> None:
     while True:
         for second in range(max(0, stored - 10), stored + batch):
             price = 100.0 + second % 97
-            await storage.handle(
+            storage.handle(
                 CandleClosed(
                     ts_ns=0,
                     exchange="sim",

@@ -85,7 +85,7 @@ class SimExchange:
         """See candles before any handler: stops trigger and prices move first."""
         bus.subscribe(CandleClosed, self.on_candle, name="SimExchange")
 
-    async def on_candle(self, candle: CandleClosed) -> None:
+    def on_candle(self, candle: CandleClosed) -> None:
         """Move the market: trigger resting stops on this candle's range."""
         symbol = candle.symbol
         self._last[symbol] = candle
@@ -93,6 +93,8 @@ class SimExchange:
         if history is None:
             history = self._candles[symbol] = collections.deque(maxlen=_HISTORY)
         history.append(candle)  # converted to Bars only when fetched: this path runs per candle
+        if not self._stops:
+            return
         stop = self._stops.get(symbol)
         if stop is None:
             return
@@ -112,13 +114,20 @@ class SimExchange:
 
     def inject(self, fault: SimFault, *, count: int = 1, ratio: float = 0.5) -> None:
         """Make the next `count` matching calls fail with `fault` (`ratio`: partial fills)."""
-        self._faults[fault] = [float(count), ratio]
+        if count > 0:
+            self._faults[fault] = [float(count), ratio]
+        else:
+            self._faults.pop(fault, None)
 
     def _take(self, fault: SimFault) -> float | None:
+        if not self._faults:  # the common case, asked several times per order
+            return None
         entry = self._faults.get(fault)
-        if entry is None or entry[0] <= 0:
+        if entry is None:
             return None
         entry[0] -= 1
+        if entry[0] <= 0:
+            del self._faults[fault]
         return entry[1]
 
     def _refuse(self, kind: ErrorKind, message: str, client_order_id: str, qty: float) -> OrderResult:

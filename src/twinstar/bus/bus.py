@@ -12,13 +12,18 @@ Two dispatch modes share one API:
 
 Either way a handler that raises is logged, reported as `HandlerFailed`, and
 keeps receiving events.
+
+A handler is an async callable, or a plain callable that returns None or an
+awaitable (the bus awaits it). The second form is for hot paths: most candles
+need no I/O, and a handler that only awaits when it has to saves building a
+coroutine for every event. `emit` is the same idea on the publishing side:
+it delivers at once and hands back an awaitable only when it must wait.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
-import inspect
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Final, Literal, Protocol, TypeAlias, TypeVar
@@ -32,14 +37,14 @@ log: Final = logging.getLogger("twinstar.bus")
 
 E = TypeVar("E", bound=Event)
 E_contra = TypeVar("E_contra", bound=Event, contravariant=True)
-HandlerFn: TypeAlias = Callable[[Any], Awaitable[None]]
+HandlerFn: TypeAlias = Callable[[Any], Awaitable[None] | None]
 BusMode: TypeAlias = Literal["live", "replay"]
 
 
 class HasHandle(Protocol[E_contra]):
-    """An object whose async `handle` receives events."""
+    """An object whose `handle` receives events (async, or returning None or an awaitable)."""
 
-    async def handle(self, event: E_contra, /) -> None: ...
+    def handle(self, event: E_contra, /) -> Awaitable[None] | None: ...
 
 
 class BusClosedError(RuntimeError):
@@ -99,24 +104,24 @@ class Bus:
     def subscribe(
         self,
         event_type: type[E],
-        handler: Callable[[E], Awaitable[None]] | HasHandle[E],
+        handler: Callable[[E], Awaitable[None] | None] | HasHandle[E],
         *,
         name: str | None = None,
     ) -> Subscription:
         """Deliver every event of `event_type` (or a subclass) to `handler`.
 
-        `handler` is an async callable or an object with an async `handle`.
-        Subscribing to `Event` receives everything (recorders do this).
+        `handler` is a callable or an object with a `handle` method; either is
+        async, or returns None or an awaitable that the bus awaits. Subscribing
+        to `Event` receives everything (recorders do this).
         """
         fn: HandlerFn
-        if inspect.iscoroutinefunction(handler) or (
-            callable(handler) and inspect.iscoroutinefunction(getattr(handler, "__call__", None))  # noqa: B004 - async __call__ objects
-        ):
+        handle = getattr(handler, "handle", None)
+        if callable(handle):
+            fn = handle
+        elif callable(handler):
             fn = handler
-        elif inspect.iscoroutinefunction(getattr(handler, "handle", None)):
-            fn = handler.handle  # type: ignore[union-attr]
         else:
-            raise TypeError(f"{handler!r} is neither an async callable nor an object with async handle()")
+            raise TypeError(f"{handler!r} is neither callable nor an object with a handle() method")
         sub = Subscription(event_type, fn, name or _describe(fn))
         self._subs.append(sub)
         self._routes.clear()
@@ -171,32 +176,97 @@ class Bus:
         Live: returns once every subscriber's mailbox holds it, waiting while a
         mailbox is full. Replay: returns once it and everything it caused ran.
         """
+        pending = self.emit(event)
+        if pending is not None:
+            await pending
+
+    def emit(self, event: Event) -> Awaitable[None] | None:
+        """Deliver `event` as far as possible without waiting.
+
+        Returns None when `publish` would have had nothing left to wait for,
+        otherwise an awaitable that finishes the delivery: await it before
+        emitting again (a live mailbox is full, or a replay handler awaits).
+        """
         if self._closed:
             raise BusClosedError(f"bus closed; cannot publish {type(event).__name__}")
         subs = self._routes.get(type(event))
         if subs is None:
             subs = self._route(type(event))
         if not subs:
-            return
-        if self._replay:
-            if self._dispatching:
-                self._backlog.append(event)
-                return
-            # Inline fast path of run-to-completion dispatch: this runs once per input event.
-            self._dispatching = True
-            try:
+            return None
+        if not self._replay:
+            for sub in subs:
+                if len(sub.items) + sub._reserved >= self.mailbox_size or sub._space_waiters:
+                    return self._publish_live(event, subs)
+            for sub in subs:
+                if not sub.closed:
+                    self._enqueue(sub, event)
+            return None
+        if self._dispatching:  # published from inside a handler: its turn comes after the current event
+            self._backlog.append(event)
+            return None
+        # Run-to-completion, synchronously for as long as no handler needs to await.
+        # This is the replay hot path: one pass per input event, kept inline on purpose.
+        self._dispatching = True
+        backlog = self._backlog
+        try:
+            while True:
                 for sub in subs:
                     try:
-                        await sub.fn(event)
+                        pending = sub.fn(event)
                     except Exception as exc:
                         self._report_failure(sub, event, exc)
-                if self._backlog:
-                    await self._drain_backlog()
-            finally:
-                self._dispatching = False
-                if self._idle_waiters:
-                    self._notify_idle()
-            return
+                        continue
+                    if pending is not None:
+                        return self._run_rest(pending, event, subs, subs.index(sub))
+                if not backlog:
+                    break
+                event = backlog.popleft()
+                subs = self._routes.get(type(event)) or self._route(type(event))
+        except BaseException:
+            self._finish_dispatch()
+            raise
+        self._dispatching = False
+        if self._idle_waiters:
+            self._notify_idle()
+        return None
+
+    # -- replay dispatch -----------------------------------------------------
+
+    async def _run_rest(
+        self, pending: Awaitable[None], event: Event, subs: tuple[Subscription, ...], index: int
+    ) -> None:
+        """Finish what `emit` started: await that handler, then the rest, in order."""
+        try:
+            try:
+                await pending
+            except Exception as exc:
+                self._report_failure(subs[index], event, exc)
+            rest = subs[index + 1 :]
+            backlog = self._backlog
+            while True:
+                for sub in rest:
+                    try:
+                        more = sub.fn(event)
+                        if more is not None:
+                            await more
+                    except Exception as exc:
+                        self._report_failure(sub, event, exc)
+                if not backlog:
+                    return
+                event = backlog.popleft()
+                rest = self._routes.get(type(event)) or self._route(type(event))
+        finally:
+            self._finish_dispatch()
+
+    def _finish_dispatch(self) -> None:
+        self._dispatching = False
+        if self._idle_waiters:
+            self._notify_idle()
+
+    # -- live dispatch -------------------------------------------------------
+
+    async def _publish_live(self, event: Event, subs: tuple[Subscription, ...]) -> None:
         for sub in subs:
             if sub.closed:
                 continue
@@ -245,20 +315,6 @@ class Bus:
             if not wake.done():
                 wake.set_result(None)
 
-    async def _drain_backlog(self) -> None:
-        backlog = self._backlog
-        routes = self._routes
-        while backlog:
-            queued = backlog.popleft()
-            queued_subs = routes.get(type(queued))
-            if queued_subs is None:
-                queued_subs = self._route(type(queued))
-            for sub in queued_subs:
-                try:
-                    await sub.fn(queued)
-                except Exception as exc:
-                    self._report_failure(sub, queued, exc)
-
     async def _drain_mailbox(self, sub: Subscription) -> None:
         items = sub.items
         loop = asyncio.get_running_loop()
@@ -273,7 +329,9 @@ class Bus:
             if sub._space_waiters:
                 self._grant_space(sub)
             try:
-                await fn(event)
+                pending = fn(event)
+                if pending is not None:
+                    await pending
             except Exception as exc:
                 self._report_failure(sub, event, exc)
             finally:

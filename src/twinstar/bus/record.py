@@ -28,6 +28,7 @@ log: Final = logging.getLogger("twinstar.record")
 MAGIC: Final = b"TWSTREAM"
 FORMAT_VERSION: Final = 1
 _LENGTH: Final = struct.Struct("<I")
+_SLOT: Final = bytes(_LENGTH.size)
 
 
 class StreamHeader(msgspec.Struct, frozen=True, kw_only=True):
@@ -89,12 +90,14 @@ class Recorder:
         self._buffer += _LENGTH.pack(len(payload))
         self._buffer += payload
 
-    async def handle(self, event: Event) -> None:
+    def handle(self, event: Event) -> None:
         """Append one event (buffered up to the flush threshold)."""
-        payload = _encoder.encode(event)
         buffer = self._buffer
-        buffer += _LENGTH.pack(len(payload))
-        buffer += payload
+        start = len(buffer)
+        # Encode straight into the buffer behind a length slot: no intermediate bytes object.
+        buffer += _SLOT
+        _encoder.encode_into(event, buffer, -1)
+        _LENGTH.pack_into(buffer, start, len(buffer) - start - 4)
         self.events_written += 1
         if len(buffer) > self._flush_bytes:  # type: ignore[operator]
             self._flush()

@@ -15,6 +15,7 @@ handler's state.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 from typing import Final
@@ -30,10 +31,14 @@ log: Final = logging.getLogger("twinstar.execution")
 _INTENT_CODE: Final[dict[OrderIntent, str]] = {"open": "o", "close": "c", "emergency_exit": "x", "stop_loss": "s"}
 
 
+@functools.cache
+def _series_digest(strategy: str, symbol: str) -> str:
+    return hashlib.blake2s(f"{strategy}|{symbol}".encode(), digest_size=4).hexdigest()
+
+
 def client_order_id(strategy: str, symbol: str, candle_open_time_ms: int, intent: OrderIntent) -> str:
     """Return a deterministic id, at most 32 chars of [a-z0-9-] (valid on every venue we trade)."""
-    digest = hashlib.blake2s(f"{strategy}|{symbol}".encode(), digest_size=4).hexdigest()
-    return f"tw{_INTENT_CODE[intent]}-{digest}-{candle_open_time_ms:x}"
+    return f"tw{_INTENT_CODE[intent]}-{_series_digest(strategy, symbol)}-{candle_open_time_ms:x}"
 
 
 class ExecutionHandler:

@@ -16,7 +16,9 @@
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Awaitable
 from typing import Final
 
 import msgspec
@@ -39,6 +41,12 @@ from twinstar.clock import Clock
 from twinstar.config import RiskConfig
 
 log: Final = logging.getLogger("twinstar.position")
+
+
+@functools.cache
+def _slug(symbol: str) -> str:
+    """The symbol as it may appear in a client order id: [a-z0-9], at most 10 characters."""
+    return "".join(ch for ch in symbol if ch.isalnum())[:10].lower()
 
 
 class OpenPosition(msgspec.Struct):
@@ -78,7 +86,7 @@ class PositionHandler:
         if self._bus is not None:
             await self._bus.publish(event)  # type: ignore[arg-type]
 
-    async def on_signal(self, signal: SignalFired) -> None:
+    def on_signal(self, signal: SignalFired) -> None:
         """Remember the stop a signal asked for; its entry fill arrives next."""
         self._signal_stops[signal.symbol] = signal.stop_price
 
@@ -224,36 +232,53 @@ class PositionHandler:
 
     # -- every candle ------------------------------------------------------
 
-    async def on_candle(self, candle: CandleClosed) -> None:
-        """Detect stop fills and quantity drift, fire synthetic stops, trail the stop."""
+    def on_candle(self, candle: CandleClosed) -> Awaitable[None] | None:
+        """Detect stop fills and quantity drift, fire synthetic stops, trail the stop.
+
+        Plain, not async: on most candles nothing needs the exchange, and
+        those cost no coroutine. What does is returned for the bus to await.
+        """
         position = self.positions.get(candle.symbol)
         if position is None or position.exchange != candle.exchange:
-            return
-        long = position.side == "long"
+            return None
         stop = position.stop_price
+        if position.side == "long":
+            crossed, touched = candle.close <= stop, candle.low <= stop
+        else:
+            crossed, touched = candle.close >= stop, candle.high >= stop
         if not self.exchange.supports_native_stop:
-            if candle.close <= stop if long else candle.close >= stop:
-                await self._synthetic_stop(position)
-                return
+            if crossed:
+                return self._synthetic_stop(position)
         else:
             position.candles_since_check += 1
-            touched = candle.low <= stop if long else candle.high >= stop
             if touched or position.candles_since_check >= self.risk.reconcile_every:
                 position.candles_since_check = 0
-                if not await self._check_exchange(position):
-                    return
+                return self._check_then_trail(position, candle)
+        trail = self._trail_to(position, candle)
+        return None if trail is None else self._move_stop(position, trail)
+
+    def _trail_to(self, position: OpenPosition, candle: CandleClosed) -> float | None:
+        """The tighter stop this close calls for, or None (trailing off, or under the minimum step)."""
         risk = self.risk
-        if risk.trailing_stop:
-            close = candle.close
-            step = close * risk.trail_step_pct / 100
-            if long:
-                trail = close * (1 - risk.stop_loss_pct / 100)
-                if trail - stop >= step:
-                    await self._set_stop(position, trail)
-            else:
-                trail = close * (1 + risk.stop_loss_pct / 100)
-                if stop - trail >= step:
-                    await self._set_stop(position, trail)
+        if not risk.trailing_stop:
+            return None
+        close = candle.close
+        step = close * risk.trail_step_pct / 100
+        if position.side == "long":
+            trail = close * (1 - risk.stop_loss_pct / 100)
+            return trail if trail - position.stop_price >= step else None
+        trail = close * (1 + risk.stop_loss_pct / 100)
+        return trail if position.stop_price - trail >= step else None
+
+    async def _move_stop(self, position: OpenPosition, stop_price: float) -> None:
+        await self._set_stop(position, stop_price)
+
+    async def _check_then_trail(self, position: OpenPosition, candle: CandleClosed) -> None:
+        if not await self._check_exchange(position):
+            return
+        trail = self._trail_to(position, candle)
+        if trail is not None:
+            await self._set_stop(position, trail)
 
     async def _check_exchange(self, position: OpenPosition) -> bool:
         """Compare with the exchange's position; False when it is gone (stopped out)."""
@@ -289,7 +314,7 @@ class PositionHandler:
 
     def _cid(self, code: str, position: OpenPosition) -> str:
         """Client id for a stop ("s") or exit ("x"): unique per position, time and attempt."""
-        symbol = "".join(ch for ch in position.symbol if ch.isalnum())[:10].lower()
+        symbol = _slug(position.symbol)
         return f"tw{code}-{symbol}-{self.clock.now_ms():x}-{position.stop_seq}"
 
     async def _synthetic_stop(self, position: OpenPosition) -> None:

@@ -33,7 +33,7 @@ import logging
 import math
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Awaitable, Iterator
 from pathlib import Path
 from typing import IO, Final, TypeAlias
 
@@ -185,7 +185,7 @@ class CandleStorage:
         if self.preload:
             self._preload()
 
-    async def handle(self, candle: CandleClosed) -> None:
+    def handle(self, candle: CandleClosed) -> Awaitable[None] | None:
         """Buffer one candle (or refuse a bad one); flush when the batch is full."""
         problem = candle_problem(candle)
         if problem is not None:
@@ -200,7 +200,7 @@ class CandleStorage:
             )
             bus = self._bus
             if bus is not None and not bus.closed:
-                await bus.publish(
+                return bus.emit(
                     CandleRejected(
                         ts_ns=bus.clock.now_ns(),
                         exchange=candle.exchange,
@@ -210,7 +210,7 @@ class CandleStorage:
                         reason=f"storage: {problem}",
                     )
                 )
-            return
+            return None
         series = (candle.exchange, candle.symbol, candle.interval)
         row: _Row = (candle.open_time_ms, candle.open, candle.high, candle.low, candle.close, candle.volume)
         self._pending[series, month_of(candle.open_time_ms)].append(row)
@@ -219,6 +219,7 @@ class CandleStorage:
             self._remember(series, row)
         if self._buffered >= self.flush_every:
             self.flush()
+        return None
 
     async def stop(self) -> None:
         """Flush what is buffered and release the root."""

@@ -15,7 +15,7 @@ indicators, and returns a `Signal` or None. Writing one takes a few lines:
 from __future__ import annotations
 
 import collections
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import NamedTuple, Protocol
 
 from twinstar.bus.bus import Bus
@@ -173,7 +173,7 @@ class StrategyHandler:
         self.clock = clock
         make_strategy(name, self.params)  # refuse bad names and parameters before any candle
         self._instances: dict[tuple[str, str, str], Strategy] = {}
-        self._last: tuple[str, str, str, Strategy, int] | None = None
+        self._last: tuple[tuple[str, str, str], Strategy, int] | None = None
         self.stale_signals = 0
         self._bus: Bus | None = None
 
@@ -182,27 +182,30 @@ class StrategyHandler:
         self._bus = bus
         bus.subscribe(CandleClosed, self.handle, name="StrategyHandler")
 
-    async def handle(self, candle: CandleClosed) -> None:
-        """Feed the candle to its series' strategy and publish what it signals."""
+    def handle(self, candle: CandleClosed) -> Awaitable[None] | None:
+        """Feed the candle to its series' strategy and publish what it signals.
+
+        Plain, not async: most candles signal nothing, and those cost no coroutine.
+        """
+        key = (candle.exchange, candle.symbol, candle.interval)
         last = self._last
-        if last is not None and last[0] is candle.symbol and last[1] == candle.exchange and last[2] == candle.interval:
-            strategy, length_ms = last[3], last[4]  # same series as the previous candle: skip the lookup
+        if last is not None and last[0] == key:
+            strategy, length_ms = last[1], last[2]  # same series as the previous candle: skip the lookup
         else:
-            key = (candle.exchange, candle.symbol, candle.interval)
             found = self._instances.get(key)
             if found is None:
                 found = self._instances[key] = make_strategy(self.strategy_name, self.params)
             strategy, length_ms = found, interval_ms(candle.interval)
-            self._last = (*key, strategy, length_ms)
+            self._last = (key, strategy, length_ms)
         signal = strategy.on_candle(candle)
         if signal is None or self._bus is None:
-            return
+            return None
         # Warm-up history (a live feed's first poll) updates indicators but must never trade:
         # a candle that closed more than one interval ago is stale.
         if self.clock.now_ms() - candle.open_time_ms > 2 * length_ms:
             self.stale_signals += 1
-            return
-        await self._bus.publish(
+            return None
+        return self._bus.emit(
             SignalFired(
                 ts_ns=self.clock.now_ns(),
                 strategy=strategy.name,
