@@ -2,10 +2,10 @@ from __future__ import annotations
 
 import pytest
 
-from tests.pipeline.harness import config, rig
+from tests.pipeline.harness import Rig, config, rig
 from twinstar.adapters.sim import SimFault
-from twinstar.bus.events import OrderFailed, OrderPlaced, PositionOpened, SLUpdated
-from twinstar.handlers.execution import client_order_id
+from twinstar.bus.events import OrderFailed, OrderPlaced, PositionClosed, PositionOpened, SLUpdated
+from twinstar.handlers.execution import ExecutionHandler, client_order_id
 
 pytestmark = pytest.mark.anyio
 CID = client_order_id("test", "BTC/USD", 60_000, "open")
@@ -138,3 +138,54 @@ async def test_a_reused_client_order_id_is_rejected_and_lookup_returns_the_first
         assert first.ok and not again.ok
         assert again.message == "duplicate client order id abc"
         assert await r.sim.fetch_order("BTC/USD", "abc") == first
+
+
+def _execution(r: Rig) -> ExecutionHandler:
+    [handler] = [c for c in r.kernel.components if isinstance(c, ExecutionHandler)]
+    return handler
+
+
+async def test_the_exchange_is_asked_once_then_our_own_fills_tell_the_position() -> None:
+    async with rig() as r:
+        for side in ("buy", "sell", "buy", "buy"):
+            await r.candle(100.0)
+            await r.signal(side)
+        assert _execution(r).position_reads == 1
+        opened = [(e.side, e.intent, e.filled_qty) for e in r.tap.of(OrderPlaced)]  # type: ignore[attr-defined]
+        assert opened == [
+            ("buy", "open", 1.0),
+            ("sell", "close", 1.0),
+            ("sell", "open", 1.0),
+            ("buy", "close", 1.0),
+            ("buy", "open", 1.0),
+        ]  # the repeated buy adds nothing
+        position = await r.sim.fetch_position("BTC/USD")
+        assert position is not None and (position.side, position.qty) == ("long", 1.0)
+
+
+async def test_a_stop_fill_makes_execution_ask_the_exchange_again() -> None:
+    async with rig() as r:
+        await r.candle(100.0)
+        await r.signal("buy", stop=95.0)
+        await r.candle(96.0, low=94.0)  # the stop fills; the position handler books it
+        assert [e.reason for e in r.tap.of(PositionClosed)] == ["stop_loss"]  # type: ignore[attr-defined]
+        await r.signal("sell", price=96.0)
+        assert _execution(r).position_reads == 2
+        assert [e.intent for e in r.tap.of(OrderPlaced)] == ["open", "open"]  # type: ignore[attr-defined]
+        assert r.tap.of(OrderFailed) == []
+
+
+async def test_a_stale_view_costs_one_refused_close_then_the_exchange_is_asked() -> None:
+    async with rig() as r:
+        await r.candle(100.0)
+        await r.signal("buy")
+        # The position goes away on the exchange with no event yet (a stop that filled moments ago).
+        await r.sim.close_position("BTC/USD", client_order_id="elsewhere-1")
+        await r.candle(100.0)
+        await r.signal("sell")
+        [refused] = r.tap.of(OrderFailed)
+        assert (refused.intent, refused.error_kind) == ("close", "invalid_order")  # type: ignore[attr-defined]
+        assert _execution(r).position_reads == 2
+        assert [(e.side, e.intent) for e in r.tap.of(OrderPlaced)] == [("buy", "open"), ("sell", "open")]  # type: ignore[attr-defined]
+        position = await r.sim.fetch_position("BTC/USD")
+        assert position is not None and (position.side, position.qty) == ("short", 1.0)

@@ -8,9 +8,16 @@ clock (5, 10, 15 s by default). Insufficient funds, invalid orders and auth
 errors are final: one `OrderFailed` with the exchange's reason.
 
 A buy signal makes the position long: a short is closed first, then a long is
-opened (and the mirror for sell), like backtesting.py's SmaCross example. The
-position is read from the exchange, the source of truth, not from another
-handler's state.
+opened (and the mirror for sell), like backtesting.py's SmaCross example.
+
+Which position there is comes from the exchange, the source of truth, the
+first time; after that from what this handler's own fills left, which saves a
+REST round trip before every order. That view is dropped, and the exchange
+asked again, whenever something else may have changed the position: a stop or
+emergency exit (`PositionClosed` not caused by a signal), a reconciliation,
+an order whose outcome is unknown. If the view was stale anyway (a stop filled
+on the exchange moments before the signal), the reduce-only close is
+rejected; the exchange is then asked and the signal handled once more.
 """
 
 from __future__ import annotations
@@ -20,9 +27,21 @@ import hashlib
 import logging
 from typing import Final
 
-from twinstar.adapters.base import ErrorKind, Exchange, ExchangeError, OrderResult
+import msgspec
+
+from twinstar.adapters.base import ErrorKind, Exchange, ExchangeError, OrderResult, Position
 from twinstar.bus.bus import Bus
-from twinstar.bus.events import OrderFailed, OrderIntent, OrderPlaced, Side, SignalFired
+from twinstar.bus.events import (
+    EmergencyExit,
+    OrderFailed,
+    OrderIntent,
+    OrderPlaced,
+    PositionClosed,
+    PositionReconciled,
+    PositionSide,
+    Side,
+    SignalFired,
+)
 from twinstar.clock import Clock
 from twinstar.config import ExecutionConfig, RiskConfig
 
@@ -51,29 +70,65 @@ class ExecutionHandler:
         self.risk = risk
         self._bus: Bus | None = None
         self.orders_sent = 0
+        self.position_reads = 0
+        self._held: dict[str, Position | None] = {}  # what our own fills left, by symbol; absent: ask
 
     def attach(self, bus: Bus) -> None:
-        """Subscribe to signals."""
+        """Subscribe to signals, and to what can change a position behind our back."""
         self._bus = bus
         bus.subscribe(SignalFired, self.handle, name="ExecutionHandler")
+        bus.subscribe(PositionClosed, self.on_position_closed, name="ExecutionHandler.on_position_closed")
+        bus.subscribe(PositionReconciled, self.forget_position, name="ExecutionHandler.forget_position")
+        bus.subscribe(EmergencyExit, self.forget_position, name="ExecutionHandler.forget_position")
+
+    def on_position_closed(self, event: PositionClosed) -> None:
+        """A close we did not order (stop, emergency exit): our view is out of date."""
+        if event.reason != "signal":
+            self._held.pop(event.symbol, None)
+
+    def forget_position(self, event: PositionReconciled | EmergencyExit) -> None:
+        """Ask the exchange before the next order for this symbol."""
+        self._held.pop(event.symbol, None)
 
     async def handle(self, signal: SignalFired) -> None:
         """Make the position match the signal's side."""
-        want = "long" if signal.side == "buy" else "short"
-        try:
-            position = await self.exchange.fetch_position(signal.symbol)
-        except ExchangeError as exc:
-            await self._failed(signal, signal.side, "open", exc.kind, f"cannot read position: {exc.message}", 1)
-            return
+        for _ in range(2):
+            known = signal.symbol in self._held
+            if not await self._follow(signal, known) or not known:
+                return
+            # The close was refused on a view of our own making: ask the exchange, then once more.
+            self._held.pop(signal.symbol, None)
+
+    async def _follow(self, signal: SignalFired, known: bool) -> bool:
+        """Act on `signal`; True when a reduce-only close was refused as invalid."""
+        want: PositionSide = "long" if signal.side == "buy" else "short"
+        if known:
+            position = self._held[signal.symbol]
+        else:
+            try:
+                self.position_reads += 1
+                position = await self.exchange.fetch_position(signal.symbol)
+            except ExchangeError as exc:
+                await self._failed(signal, signal.side, "open", exc.kind, f"cannot read position: {exc.message}", 1)
+                return False
+            self._held[signal.symbol] = position
         if position is not None:
             if position.side == want:
-                return  # already there: a repeated signal must not add to the position
+                return False  # already there: a repeated signal must not add to the position
             closed = await self._order(signal, signal.side, position.qty, "close", reduce_only=True)
-            if closed is None:
-                return  # could not close: opening the other way would double the exposure
+            if not closed.ok:
+                # Could not close: opening the other way would double the exposure.
+                return closed.error_kind is ErrorKind.INVALID_ORDER
+            left = position.qty - closed.filled_qty
+            self._held[signal.symbol] = msgspec.structs.replace(position, qty=left) if left > 1e-12 else None
         qty = await self._entry_qty(signal)
         if qty > 0:
-            await self._order(signal, signal.side, qty, "open", reduce_only=False)
+            opened = await self._order(signal, signal.side, qty, "open", reduce_only=False)
+            if opened.ok and opened.filled_qty > 0:
+                self._held[signal.symbol] = Position(
+                    symbol=signal.symbol, side=want, qty=opened.filled_qty, entry_price=opened.avg_price
+                )
+        return False
 
     async def _entry_qty(self, signal: SignalFired) -> float:
         if self.risk.order_qty > 0:
@@ -87,15 +142,16 @@ class ExecutionHandler:
 
     async def _order(
         self, signal: SignalFired, side: Side, qty: float, intent: OrderIntent, *, reduce_only: bool
-    ) -> OrderResult | None:
+    ) -> OrderResult:
         cid = client_order_id(signal.strategy, signal.symbol, signal.candle_open_time_ms, intent)
         result, attempts = await self._send_once(signal.symbol, side, qty, cid, reduce_only)
         if result.ok:
             await self._placed(signal, side, intent, result, attempts)
             return result
+        self._held.pop(signal.symbol, None)  # whatever happened, the exchange knows better now
         kind = result.error_kind or ErrorKind.UNKNOWN
         await self._failed(signal, side, intent, kind, result.message, attempts, cid)
-        return None
+        return result
 
     async def _send_once(
         self, symbol: str, side: Side, qty: float, cid: str, reduce_only: bool
