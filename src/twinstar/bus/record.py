@@ -28,7 +28,7 @@ log: Final = logging.getLogger("twinstar.record")
 MAGIC: Final = b"TWSTREAM"
 FORMAT_VERSION: Final = 1
 _LENGTH: Final = struct.Struct("<I")
-_SLOT: Final = bytes(_LENGTH.size)
+_pack_length: Final = _LENGTH.pack
 
 
 class StreamHeader(msgspec.Struct, frozen=True, kw_only=True):
@@ -92,12 +92,11 @@ class Recorder:
 
     def handle(self, event: Event) -> None:
         """Append one event (buffered up to the flush threshold)."""
+        # encode() then append: msgspec's encode_into(-1) resizes the buffer exactly and costs twice as much.
+        payload = _encoder.encode(event)
         buffer = self._buffer
-        start = len(buffer)
-        # Encode straight into the buffer behind a length slot: no intermediate bytes object.
-        buffer += _SLOT
-        _encoder.encode_into(event, buffer, -1)
-        _LENGTH.pack_into(buffer, start, len(buffer) - start - 4)
+        buffer += _pack_length(len(payload))
+        buffer += payload
         self.events_written += 1
         if len(buffer) > self._flush_bytes:  # type: ignore[operator]
             self._flush()
