@@ -31,11 +31,12 @@ def rebase_urls(value: Any, base: str) -> Any:
         return {key: rebase_urls(item, base) for key, item in value.items()}
     if isinstance(value, str) and "://" in value:
         scheme, rest = value.split("://", 1)
-        path = rest.split("/", 1)[1] if "/" in rest else ""
+        # A bare host ("https://api.{hostname}", as Bybit's are) stays bare: ccxt appends "/" + path itself.
+        path = "/" + rest.split("/", 1)[1] if "/" in rest else ""
         host = base.rstrip("/").split("://", 1)[-1]
         if scheme in ("ws", "wss"):  # WebSocket endpoints keep a WebSocket scheme
-            return f"{'wss' if base.startswith('https') else 'ws'}://{host}/{path}"
-        return f"{base.rstrip('/')}/{path}"
+            return f"{'wss' if base.startswith('https') else 'ws'}://{host}{path}"
+        return f"{base.rstrip('/')}{path}"
     return value
 
 

@@ -10,46 +10,26 @@ from __future__ import annotations
 
 import asyncio
 import json
-import ssl
 import time
-from collections import deque
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
-from twinstar.adapters.ccxt_base import rebase_urls
+from twinstar.testing.loopback import Failure, Loopback, serve
+
+__all__ = ["Failure", "Venue", "venue"]  # Failure moved to loopback; old imports keep working
 
 INFO = (Path(__file__).parent / "data" / "binance_usdm_exchange_info.json").read_text()  # real, recorded
 
 
 @dataclass
-class Failure:
-    """One scripted misbehaviour for the next matching request.
+class Venue(Loopback):
+    """Binance USD-M on loopback: orders by client id, algo stops, weight limits, kline stream."""
 
-    `status`/`body`: the error reply. `delay_s` holds the reply back (past the
-    client's timeout); with `executes=True` the request is carried out first, so
-    an order reaches the book although its reply never arrives in time.
-    `path`: only requests whose path ends with it (empty: any request).
-    """
-
-    status: int = 200
-    body: dict[str, Any] = field(default_factory=dict)
-    headers: dict[str, str] = field(default_factory=dict)
-    delay_s: float = 0.0
-    executes: bool = False
-    path: str = ""
-
-
-@dataclass
-class Venue:
-    port: int = 0
-    requests: list[tuple[str, str]] = field(default_factory=list)
     orders: dict[str, dict[str, Any]] = field(default_factory=dict)
-    failures: deque[Failure] = field(default_factory=deque)
     klines: list[list[Any]] = field(default_factory=list)
     offset_ms: int = 0
     price: float = 30_000.0
@@ -58,32 +38,13 @@ class Venue:
     weight_window_s: float = 60.0
     rejected_429: int = 0
     _window: tuple[int, int] = (0, 0)  # (window index, weight used in it)
-    down: bool = False  # answer every request with 503, as a venue in an outage
     balance: float = 10_000.0
     positions: dict[str, float] = field(default_factory=dict)  # symbol id -> signed amount
     algo_orders: dict[int, dict[str, Any]] = field(default_factory=dict)
     live_klines_ms: int = 0  # > 0: serve klines of this length up to now, closes zigzagging
-    sockets: list[web.WebSocketResponse] = field(default_factory=list)
     subscriptions: list[str] = field(default_factory=list)
-    order_arrivals_ns: list[int] = field(default_factory=list)
+    order_arrivals_ns: list[int] = field(default_factory=list)  # perf_counter_ns of each order request
     fill_ratio: float = 1.0  # < 1: opening market orders fill only this share (the rest expires)
-    tls_hosts: tuple[str, ...] = ()
-    client_tls: ssl.SSLContext | None = None  # perf_counter_ns of each order request
-
-    def client_session(self) -> Any:
-        """A session that resolves this venue's TLS host names to it, and nothing else."""
-        from twinstar.testing.tls import loopback_session
-
-        assert self.client_tls is not None, "start the venue with tls_hosts"
-        return loopback_session(self.tls_hosts, self.port, self.client_tls)
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def point(self, exchange: Any) -> None:
-        """Rewrite every REST URL of a ccxt instance to this server (same paths)."""
-        exchange.urls["api"] = rebase_urls(exchange.urls["api"], self.base)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         if request.method == "POST" and request.path == "/fapi/v1/order":
@@ -153,11 +114,6 @@ class Venue:
         for ws in list(self.sockets):
             await ws.send_json(frame)
 
-    async def drop_sockets(self) -> None:
-        """Close every WebSocket from the server side, as a venue restart does."""
-        for ws in list(self.sockets):
-            await ws.close()
-
     def _live_klines(self, request: web.Request) -> list[list[Any]]:
         """Candles up to now (the last one still open), closes zigzagging so SMAs cross often."""
         length = self.live_klines_ms
@@ -190,14 +146,7 @@ class Venue:
     async def _answer(self, request: web.Request) -> web.Response:
         if self.down:
             return web.json_response({"code": -1, "msg": "service unavailable"}, status=503)
-        if self.failures and request.path.endswith(self.failures[0].path):
-            failure = self.failures.popleft()
-            response = await self._carry_out(request) if failure.executes else None
-            await asyncio.sleep(failure.delay_s)
-            if response is not None:
-                return response
-            return web.json_response(failure.body, status=failure.status, headers=failure.headers)
-        return await self._carry_out(request)
+        return await self._scripted(request)
 
     async def _carry_out(self, request: web.Request) -> web.Response:
         path = request.path
@@ -328,28 +277,10 @@ class Venue:
         return web.json_response({"code": -1, "msg": "service unavailable"}, status=503)
 
 
-@asynccontextmanager
-async def venue(*, tls_hosts: tuple[str, ...] = ()) -> AsyncIterator[Venue]:
+def venue(*, tls_hosts: tuple[str, ...] = ()) -> AbstractAsyncContextManager[Venue]:
     """Run a venue on 127.0.0.1 (random port); with `tls_hosts`, over TLS under those names.
 
     With TLS, `state.client_session()` is the aiohttp session to hand to ccxt
     (`{'session': ...}`): it keeps ccxt's real URLs and reaches only this server.
     """
-    state = Venue()
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", state.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    server_tls = None
-    if tls_hosts:
-        from twinstar.testing.tls import self_signed_contexts
-
-        server_tls, state.client_tls = self_signed_contexts(tls_hosts)
-        state.tls_hosts = tls_hosts
-    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=server_tls)
-    await site.start()
-    state.port = runner.addresses[0][1]
-    try:
-        yield state
-    finally:
-        await runner.cleanup()
+    return serve(Venue(), tls_hosts=tls_hosts)
