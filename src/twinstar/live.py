@@ -12,7 +12,7 @@ from pathlib import Path
 from twinstar.adapters import make_exchange
 from twinstar.adapters.base import Exchange
 from twinstar.adapters.ccxt_base import CcxtExchange
-from twinstar.adapters.feed import PollingCandleFeed, StreamCandleFeed
+from twinstar.adapters.feed import PollingCandleFeed, StreamCandleFeed, TradeCandleFeed
 from twinstar.bus.bus import Bus
 from twinstar.bus.record import Recorder
 from twinstar.clock import Clock
@@ -38,11 +38,22 @@ class AdapterSession:
 
 
 def _feed(config: Config, exchange: Exchange, symbol: str, clock: Clock) -> Component:
-    """The stream where the venue has one (Bithumb and Lighter do not), else polling."""
+    """The kline stream where ccxt.pro has one, else candles built from trades, else polling.
+
+    Bithumb and Lighter stream trades but not klines. `candle_feed = "poll"`
+    always polls; `"stream"` insists on a WebSocket feed even where ccxt.pro
+    flags neither.
+    """
     mode = config.exchange.candle_feed
-    streams = isinstance(exchange, CcxtExchange) and (mode == "stream" or exchange.ccxt.has.get("watchOHLCV"))
-    if streams and mode != "poll":
-        return StreamCandleFeed(exchange, symbol, config.interval, clock)  # type: ignore[arg-type]
+    if mode == "poll" or not isinstance(exchange, CcxtExchange):
+        return PollingCandleFeed(exchange, symbol, config.interval, clock)
+    has = exchange.ccxt.has
+    if has.get("watchOHLCV"):
+        return StreamCandleFeed(exchange, symbol, config.interval, clock)
+    if has.get("watchTrades"):
+        return TradeCandleFeed(exchange, symbol, config.interval, clock)
+    if mode == "stream":
+        return StreamCandleFeed(exchange, symbol, config.interval, clock)
     return PollingCandleFeed(exchange, symbol, config.interval, clock)
 
 

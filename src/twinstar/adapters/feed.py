@@ -1,6 +1,10 @@
-"""Closed candles from an exchange: REST polling, and a WebSocket stream backed by it.
+"""Closed candles from an exchange: REST polling, and WebSocket streams backed by it.
 
-Polling (`PollingCandleFeed`) asks just after each candle closes.
+Polling (`PollingCandleFeed`) asks just after each candle closes. Where ccxt.pro
+streams klines, `StreamCandleFeed` watches them; where it streams only trades
+(Bithumb, Lighter), `TradeCandleFeed` builds candles from the trades. Both
+stream feeds share one reconnect loop and publish through the polling feed,
+which also backfills whatever the stream missed.
 
 Polling works on every venue ccxt speaks (Bithumb and Lighter have no kline
 stream) and cannot lose a candle: each poll asks for everything since the
@@ -22,6 +26,7 @@ import anyio
 
 from twinstar.adapters.base import Bar, Exchange, ExchangeError
 from twinstar.adapters.ccxt_base import CcxtExchange
+from twinstar.adapters.trade_candles import TradeCandles, trade_from_ccxt
 from twinstar.bus.bus import Bus
 from twinstar.bus.events import (
     CandleClosed,
@@ -108,9 +113,26 @@ class PollingCandleFeed:
             await self._emit(FeedBackfilled, count=published - 1)
         return published
 
-    async def publish_closed(self, bars: list[Bar]) -> int:
-        """Publish, in order and once each, the bars whose interval is over; return how many."""
-        now_ms = self.clock.now_ms()
+    async def backfill_before(self, until_ms: int) -> int:
+        """Fetch and publish the missed candles opening before `until_ms` (the caller has the rest)."""
+        since = None if self._last_open_ms is None else self._last_open_ms + self._length_ms
+        if since is not None and since >= until_ms:
+            return 0
+        limit = self.warmup if since is None else 1_000
+        bars = await self.exchange.fetch_ohlcv(self.symbol, self.interval, since_ms=since, limit=limit)
+        # A later candle exists, so everything before `until_ms` is over whatever our clock says.
+        published = await self.publish_closed([b for b in bars if b.open_time_ms < until_ms], closed_by_ms=until_ms)
+        if published and since is not None:
+            await self._emit(FeedBackfilled, count=published)
+        return published
+
+    async def publish_closed(self, bars: list[Bar], *, closed_by_ms: int | None = None) -> int:
+        """Publish, in order and once each, the bars whose interval is over; return how many.
+
+        A bar is over when it ends by `closed_by_ms`, by default the clock's now;
+        a caller that saw a later candle or trade passes that proof instead.
+        """
+        now_ms = max(self.clock.now_ms(), closed_by_ms or 0)
         fresh = sorted(
             (
                 b
@@ -179,14 +201,13 @@ class PollingCandleFeed:
         )
 
 
-class StreamCandleFeed:
-    """Component: closed candles from a ccxt.pro `watch_ohlcv` stream, REST-backfilled.
+class _WatchedFeed:
+    """The loop both stream feeds share: watch, reconnect with backoff, backfill over REST.
 
-    A candle is published once a newer candle appears in the stream, so a
-    candle still being traded is never taken for a closed one. After every
-    (re)connect, and whenever the stream skips candles, the REST path fetches
-    what was missed; both paths share one publisher, so nothing is published
-    twice. A stream silent for `silence_s` is treated as dead and reopened.
+    After every (re)connect, and whenever a subclass reports that the stream
+    skipped candles, the REST path fetches what was missed; stream and REST
+    share one publisher (`self.rest`), so nothing is published twice. A stream
+    silent for `silence_s` is treated as dead and reopened.
     """
 
     def __init__(
@@ -203,58 +224,54 @@ class StreamCandleFeed:
         self.symbol = symbol
         self.interval = interval
         self.clock = clock
-        length_s = interval_ms(interval) / 1000
-        self.silence_s = silence_s if silence_s is not None else max(10.0, 3 * length_s)
+        self._length_ms = interval_ms(interval)
+        self.silence_s = silence_s if silence_s is not None else max(10.0, 3 * self._length_ms / 1000)
         self.backoff_s = backoff_s
         self.rest = PollingCandleFeed(exchange, symbol, interval, clock)
         self._stopped = False
-        self._current: Bar | None = None  # the stream's candle still being traded
         self.frames = 0
 
     def attach(self, bus: Bus) -> None:
         """Publish through the shared publisher."""
         self.rest.attach(bus)
 
+    async def _watch(self) -> Any:
+        """Wait for the next stream update; None when the subclass woke up without one."""
+        raise NotImplementedError
+
+    async def _absorb(self, update: Any) -> bool:
+        """Publish what `update` closed (None: a wake-up without data); True asks for a REST backfill."""
+        raise NotImplementedError
+
+    def _reset(self) -> None:
+        """Forget per-connection state after the stream broke."""
+
     async def run(self) -> None:
         """Watch the stream until `stop_intake`; reconnect with backoff, backfill on every reconnect."""
         attempt = 0
         need_backfill = True
-        length = interval_ms(self.interval)
         while not self._stopped:
             try:
                 if need_backfill:
                     await self.rest.poll_once()
                     need_backfill = False
                 with anyio.fail_after(self.silence_s):  # a network watchdog: real time by nature
-                    rows = await self.exchange.ccxt.watch_ohlcv(self.symbol, self.interval)
+                    update = await self._watch()
             except Exception as exc:  # every failure means the same: reconnect, then backfill
                 attempt += 1
                 need_backfill = True
                 reason = "stream silent" if isinstance(exc, TimeoutError) else self.exchange.scrub(str(exc))[:200]
                 await self.rest._emit(FeedDisconnected, reason=reason, attempt=attempt)
                 await self._drop_sockets()
-                self._current = None
+                self._reset()
                 await self.clock.sleep(self.backoff_s[min(attempt, len(self.backoff_s)) - 1])
                 continue
-            self.frames += 1
-            if attempt or self.frames == 1:
-                attempt = 0
-                await self.rest._emit(FeedConnected)
-            # ccxt.pro hands over only what changed since the last call: track the open candle here.
-            closed: list[Bar] = []
-            for r in sorted(rows, key=lambda row: row[0]):
-                bar = Bar(int(r[0]), float(r[1]), float(r[2]), float(r[3]), float(r[4]), float(r[5] or 0))
-                current = self._current
-                if current is None or bar.open_time_ms == current.open_time_ms:
-                    self._current = bar
-                elif bar.open_time_ms > current.open_time_ms:
-                    closed.append(current)  # a newer candle began: this one is final
-                    self._current = bar
-            last = self.rest._last_open_ms
-            if closed and last is not None and closed[0].open_time_ms > last + length:
-                need_backfill = True  # the stream skipped candles: REST fills them in, in order
-                continue
-            await self.rest.publish_closed(closed)
+            if update is not None:
+                self.frames += 1
+                if attempt or self.frames == 1:
+                    attempt = 0
+                    await self.rest._emit(FeedConnected)
+            need_backfill = await self._absorb(update)
 
     async def _drop_sockets(self) -> None:
         """Close ccxt.pro's WebSocket clients (not the exchange): the next watch opens a fresh one."""
@@ -269,5 +286,156 @@ class StreamCandleFeed:
         self._stopped = True
         await self.rest.stop_intake()
 
+
+class StreamCandleFeed(_WatchedFeed):
+    """Component: closed candles from a ccxt.pro `watch_ohlcv` stream, REST-backfilled.
+
+    A candle is published once a newer candle appears in the stream, so a
+    candle still being traded is never taken for a closed one.
+    """
+
+    def __init__(
+        self,
+        exchange: CcxtExchange,
+        symbol: str,
+        interval: str,
+        clock: Clock,
+        *,
+        silence_s: float | None = None,
+        backoff_s: tuple[float, ...] = (1.0, 2.0, 5.0, 10.0, 30.0),
+    ) -> None:
+        super().__init__(exchange, symbol, interval, clock, silence_s=silence_s, backoff_s=backoff_s)
+        self._current: Bar | None = None  # the stream's candle still being traded
+
+    async def _watch(self) -> Any:
+        return await self.exchange.ccxt.watch_ohlcv(self.symbol, self.interval)
+
+    def _reset(self) -> None:
+        self._current = None
+
+    async def _absorb(self, update: Any) -> bool:
+        # ccxt.pro hands over only what changed since the last call: track the open candle here.
+        closed: list[Bar] = []
+        for r in sorted(update, key=lambda row: row[0]):
+            bar = Bar(int(r[0]), float(r[1]), float(r[2]), float(r[3]), float(r[4]), float(r[5] or 0))
+            current = self._current
+            if current is None or bar.open_time_ms == current.open_time_ms:
+                self._current = bar
+            elif bar.open_time_ms > current.open_time_ms:
+                closed.append(current)  # a newer candle began: this one is final
+                self._current = bar
+        last = self.rest._last_open_ms
+        if closed and last is not None and closed[0].open_time_ms > last + self._length_ms:
+            return True  # the stream skipped candles: REST fills them in, in order
+        await self.rest.publish_closed(closed)
+        return False
+
     def __repr__(self) -> str:
         return f"StreamCandleFeed({self.exchange.name} {self.symbol} {self.interval}, frames={self.frames})"
+
+
+class TradeCandleFeed(_WatchedFeed):
+    """Component: closed candles built from a ccxt.pro `watch_trades` stream, REST-backfilled.
+
+    For venues that stream trades but not klines (Bithumb, Lighter). Trades are
+    folded by `TradeCandles`; a candle is published when the first trade of a
+    later interval arrives, or `settle_s` after its interval ended when the
+    market is quiet (a trade that arrives later still is counted as stale, never
+    patched in). The first candle seen after each (re)connect missed the trades
+    before the subscription, so it is never published from trades: it and any
+    interval without trades are fetched from the venue's REST klines before the
+    next trade-built candle is published. An interval the venue has no kline
+    for either becomes `FeedGapDetected`; nothing is forward-filled.
+    """
+
+    def __init__(
+        self,
+        exchange: CcxtExchange,
+        symbol: str,
+        interval: str,
+        clock: Clock,
+        *,
+        settle_s: float = 2.0,
+        silence_s: float | None = None,
+        backoff_s: tuple[float, ...] = (1.0, 2.0, 5.0, 10.0, 30.0),
+    ) -> None:
+        super().__init__(exchange, symbol, interval, clock, silence_s=silence_s, backoff_s=backoff_s)
+        self.settle_s = settle_s  # how long after an interval's end its last trades may still arrive
+        # ccxt.pro keeps the last `tradesLimit` trades (1000 by default) and hands over only those: a burst
+        # larger than that between two of our reads would silently lose trades, so keep more.
+        options = exchange.ccxt.options
+        options["tradesLimit"] = max(int(options.get("tradesLimit") or 0), 50_000)
+        self.candles = TradeCandles(self._length_ms)
+        self._complete_from_ms: int | None = None  # candles opening before this missed trades
+        self._last_read: dict[str, Any] | None = None  # newest trade taken from ccxt.pro's store (kept on reconnect)
+
+    def _unread(self) -> list[dict[str, Any]] | None:
+        """The trades ccxt.pro stored since we last read, oldest first; None if it keeps no store.
+
+        ccxt.pro resolves `watch_trades` only on the next message, so trades that
+        arrived while this feed was busy (publishing, backfilling) would wait for
+        a later trade, or be lost to a close by time. Reading its store with our
+        own cursor sees them at once, and never twice.
+        """
+        stored = (getattr(self.exchange.ccxt, "trades", None) or {}).get(self.symbol)
+        if stored is None:
+            return None
+        fresh: list[dict[str, Any]] = []
+        for trade in reversed(stored):
+            if trade is self._last_read:
+                break
+            fresh.append(trade)
+        else:
+            if self._last_read is not None:  # our cursor fell out of the store: more trades came than it keeps
+                log.warning(
+                    "%s %s: more trades than ccxt.pro keeps arrived between two reads", self.symbol, self.interval
+                )
+        if fresh:
+            self._last_read = fresh[0]
+        return fresh[::-1]
+
+    async def _watch(self) -> Any:
+        waiting = self._unread()
+        if waiting:
+            return waiting
+        current = self.candles.current
+        timeout_s = math.inf
+        if current is not None:
+            close_at_ms = current.open_time_ms + self._length_ms + round(self.settle_s * 1000)
+            timeout_s = max(0.0, (close_at_ms - self.clock.now_ms()) / 1000)
+        with anyio.move_on_after(timeout_s):
+            # Cancelling this wait loses nothing: ccxt.pro keeps the trades in its store.
+            update = await self.exchange.ccxt.watch_trades(self.symbol)
+            fresh = self._unread()
+            return update if fresh is None else fresh
+        return None
+
+    def _reset(self) -> None:
+        self.candles = TradeCandles(self._length_ms)
+        self._complete_from_ms = None
+
+    async def _absorb(self, update: Any) -> bool:
+        if update is None:  # the open candle's interval (plus settle) is over: close it by time
+            closed = self.candles.close_until(self.clock.now_ms() - round(self.settle_s * 1000))
+            bars = [] if closed is None else [closed]
+        else:
+            trades = [trade_from_ccxt(t) for t in update]
+            first = next((t for t in trades if t is not None), None)
+            if self._complete_from_ms is None and first is not None:
+                # The first interval seen after a (re)connect began before we subscribed.
+                self._complete_from_ms = first.timestamp_ms - first.timestamp_ms % self._length_ms + self._length_ms
+            bars = [bar for bar in map(self.candles.add, trades) if bar is not None]
+        for bar in bars:
+            if self._complete_from_ms is None or bar.open_time_ms < self._complete_from_ms:
+                continue  # began before we subscribed: REST publishes it before the next one
+            last = self.rest._last_open_ms
+            if last is None or bar.open_time_ms > last + self._length_ms:
+                await self.rest.backfill_before(bar.open_time_ms)
+            await self.rest.publish_closed([bar], closed_by_ms=bar.open_time_ms + self._length_ms)
+        return False
+
+    def __repr__(self) -> str:
+        return (
+            f"TradeCandleFeed({self.exchange.name} {self.symbol} {self.interval}, frames={self.frames}, "
+            f"candles={self.candles!r})"
+        )

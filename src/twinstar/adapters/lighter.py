@@ -7,17 +7,25 @@ beside ccxt's. The library is all we need, so install it alone:
     pip install --no-deps lighter-sdk
 
 and TwinStar points ccxt's `options['libraryPath']` at the signer for this
-platform inside the installed package. Without it, order calls fail with a
-clear NOT_SUPPORTED result; market data works.
+platform inside the installed package (an `options.libraryPath` in the config
+wins). Without it, order calls fail with a clear NOT_SUPPORTED result; market
+data works. lighter-sdk 1.1.8's signer binds to ccxt 4.5.90's FFI signatures.
+
+Candles: ccxt 4.5.90 reads `GET /api/v1/candles` as `{"c": [{"t","o","h","l","c","v",...}]}`.
+Lighter's earlier candle body, `{"candlesticks": [{"timestamp","open",...,"volume0",...}]}`
+(ccxt's own fixture from Nov 2025), parses to nothing in ccxt 4.5.90, so
+`fetch_ohlcv` reads that shape itself (`parse_candles`): both are supported.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import platform
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from twinstar.adapters.base import Bar
 from twinstar.adapters.ccxt_base import CcxtExchange
 from twinstar.clock import Clock
 from twinstar.config import ExchangeConfig
@@ -59,9 +67,37 @@ class Lighter(CcxtExchange):
         clock: Clock,
         ccxt_options: dict[str, Any] | None = None,
     ) -> None:
-        library = signer_library_path()
-        options = dict(ccxt_options or {})
-        if library is not None:
-            options.setdefault("options", {})["libraryPath"] = str(library)
-        super().__init__(exchange_id, config=config, clock=clock, ccxt_options=options)
-        self.signer = library
+        super().__init__(exchange_id, config=config, clock=clock, ccxt_options=ccxt_options)
+        # A libraryPath from the config (or ccxt_options) wins over the one found in lighter-sdk.
+        if not self.ccxt.options.get("libraryPath"):
+            library = signer_library_path()
+            self.ccxt.options["libraryPath"] = None if library is None else str(library)
+        configured = self.ccxt.options.get("libraryPath")
+        self.signer: Path | None = Path(configured) if configured else None
+        self.ccxt.enableLastJsonResponse = True  # fetch_ohlcv reads an earlier candle body ccxt cannot parse
+
+    async def fetch_ohlcv(
+        self, symbol: str, interval: str, *, since_ms: int | None = None, limit: int = 500
+    ) -> list[Bar]:
+        """Return candles oldest first, from the current or the earlier Lighter candle body."""
+        bars = await super().fetch_ohlcv(symbol, interval, since_ms=since_ms, limit=limit)
+        body = self.ccxt.last_json_response  # this request's body: nothing awaited since ccxt stored it
+        if bars or not isinstance(body, dict) or "candlesticks" not in body:
+            return bars
+        older = [b for b in parse_candles(body) if since_ms is None or b.open_time_ms >= since_ms]
+        return older[:limit] if since_ms is not None else older[-limit:]
+
+
+def parse_candles(body: Mapping[str, Any]) -> list[Bar]:
+    """Parse a Lighter candle body, current (`c`) or earlier (`candlesticks`), oldest first."""
+    rows = body.get("c")
+    keys = ("t", "o", "h", "l", "c", "v")
+    if rows is None:
+        rows, keys = body.get("candlesticks") or [], ("timestamp", "open", "high", "low", "close", "volume0")
+    time, open_, high, low, close, volume = keys
+    bars = [
+        Bar(int(r[time]), float(r[open_]), float(r[high]), float(r[low]), float(r[close]), float(r.get(volume) or 0))
+        for r in rows
+        if all(r.get(key) is not None for key in keys[:5])
+    ]
+    return sorted(bars, key=lambda bar: bar.open_time_ms)
