@@ -37,6 +37,8 @@ class ExchangeConfig(_Section, frozen=True, kw_only=True, forbid_unknown_fields=
     api_key_env: str = ""
     api_secret_env: str = ""
     password_env: str = ""
+    # Lighter signs with an API private key (ccxt `privateKey`), not an HMAC secret.
+    private_key_env: str = ""
     # Candles from the WebSocket stream where ccxt.pro has one ("auto"), or always by REST polling.
     candle_feed: Literal["auto", "stream", "poll"] = "auto"
     # Send every REST call to this base URL instead (a gateway, a proxy, a local emulator).
@@ -50,6 +52,7 @@ class ExchangeConfig(_Section, frozen=True, kw_only=True, forbid_unknown_fields=
             ("apiKey", self.api_key_env),
             ("secret", self.api_secret_env),
             ("password", self.password_env),
+            ("privateKey", self.private_key_env),
         ):
             if env_name:
                 value = os.environ.get(env_name, "")

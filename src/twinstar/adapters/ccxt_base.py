@@ -81,14 +81,9 @@ class CcxtExchange:
         # Our own budget settings, not ccxt's: weight per window (ccxt cost units) and the window.
         window_s = float(options.pop("weight_window_s", 60.0))
         per_window = options.pop("weight_per_window", None)
-        self.ccxt: Any = cls(
-            {
-                **self.config.credentials(),
-                "enableRateLimit": True,
-                "options": options,
-                **(ccxt_options or {}),
-            }
-        )
+        extra = dict(ccxt_options or {})
+        options.update(extra.pop("options", {}))  # merged, never replacing the config's options
+        self.ccxt: Any = cls({**credentials, "enableRateLimit": True, "options": options, **extra})
         if self.config.testnet:
             self.ccxt.set_sandbox_mode(True)
         if self.config.api_base_url:
