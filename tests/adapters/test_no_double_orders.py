@@ -33,7 +33,7 @@ async def _signal_through_execution(failure: Failure | None) -> tuple[list[objec
     async with venue() as v:
         adapter = BinanceUsdm(config=_config("binanceusdm"), clock=SimClock(0, autojump=True))
         v.point(adapter.ccxt)
-        adapter.ccxt.timeout = 400  # ms: the delayed replies below arrive after the client gave up
+        adapter.ccxt.timeout = 1_000  # ms: the delayed replies below arrive after the client gave up; loaded CI stays under it
         bus = Bus(SimClock(0, autojump=True), mode="replay")
         tap = Tap()
         tap.attach(bus)
@@ -51,7 +51,7 @@ async def _signal_through_execution(failure: Failure | None) -> tuple[list[objec
 
 
 async def test_a_timeout_after_the_order_reached_the_book_is_found_not_resent() -> None:
-    events, orders, posts = await _signal_through_execution(Failure(delay_s=1.5, executes=True, path="/fapi/v1/order"))
+    events, orders, posts = await _signal_through_execution(Failure(delay_s=2.0, executes=True, path="/fapi/v1/order"))
     placed = [e for e in events if isinstance(e, OrderPlaced)]
     assert [(p.client_order_id, p.filled_qty, p.attempts) for p in placed] == [(CID, 0.01, 1)]
     assert list(orders) == [CID]  # one order on the book
@@ -60,7 +60,7 @@ async def test_a_timeout_after_the_order_reached_the_book_is_found_not_resent() 
 
 async def test_a_timeout_before_the_book_is_resent_once_with_the_same_id() -> None:
     events, orders, posts = await _signal_through_execution(
-        Failure(status=504, body={"code": -1007, "msg": "Timeout"}, delay_s=1.5, path="/fapi/v1/order")
+        Failure(status=504, body={"code": -1007, "msg": "Timeout"}, delay_s=2.0, path="/fapi/v1/order")
     )
     placed = [e for e in events if isinstance(e, OrderPlaced)]
     assert [(p.client_order_id, p.attempts) for p in placed] == [(CID, 2)]
