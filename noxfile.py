@@ -36,6 +36,6 @@ def typecheck(session: nox.Session) -> None:
 @nox.session
 def bench(session: nox.Session) -> None:
     """Run every benchmark in bench/ and print comparable figures."""
-    session.install("-e", ".[bench]")
+    session.install("-e", ".[bench,nautilus]")
     for script in sorted(Path("bench").glob("bench_*.py")):
         session.run("python", str(script), *session.posargs)
