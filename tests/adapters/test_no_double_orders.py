@@ -33,7 +33,9 @@ async def _signal_through_execution(failure: Failure | None) -> tuple[list[objec
     async with venue() as v:
         adapter = BinanceUsdm(config=_config("binanceusdm"), clock=SimClock(0, autojump=True))
         v.point(adapter.ccxt)
-        adapter.ccxt.timeout = 1_000  # ms: the delayed replies below arrive after the client gave up; loaded CI stays under it
+        adapter.ccxt.timeout = (
+            1_000  # ms: the delayed replies below arrive after the client gave up; loaded CI stays under it
+        )
         bus = Bus(SimClock(0, autojump=True), mode="replay")
         tap = Tap()
         tap.attach(bus)

@@ -288,3 +288,46 @@ async def test_unsubscribe_stops_delivery() -> None:
     bus.unsubscribe(sub)
     await bus.publish(candle(1))
     assert seen == [0]
+
+
+async def test_an_async_handler_that_suspends_is_finished_in_order_and_its_late_failure_reported() -> None:
+    bus = Bus(SimClock(), mode="replay")
+    log: list[str] = []
+    gate = asyncio.get_running_loop().create_future()
+
+    async def waits(event: CandleClosed) -> None:
+        log.append("first step")
+        log.append(f"woke with {await gate}")
+        raise ValueError("after waking")
+
+    bus.subscribe(CandleClosed, waits, name="waits")
+    bus.subscribe(CandleClosed, lambda event: log.append("next subscriber"))
+    bus.subscribe(HandlerFailed, lambda event: log.append(event.error))
+    pending = bus.emit(candle(0))
+    assert log == ["first step"]  # ran eagerly up to its suspension, the next subscriber waits its turn
+    assert pending is not None
+    asyncio.get_running_loop().call_soon(gate.set_result, "42")
+    await pending
+    assert log == ["first step", "woke with 42", "next subscriber", "ValueError: after waking"]
+    assert bus.is_idle
+
+
+async def test_cancelling_a_publisher_reaches_the_suspended_handler_and_frees_the_bus() -> None:
+    bus = Bus(SimClock(), mode="replay")
+    log: list[str] = []
+
+    async def waits(event: CandleClosed) -> None:
+        try:
+            await asyncio.sleep(3600)
+        finally:
+            log.append("handler cleaned up")
+
+    bus.subscribe(CandleClosed, waits)
+    publisher = asyncio.ensure_future(bus.publish(candle(0)))
+    await asyncio.sleep(0)
+    assert not bus.is_idle
+    publisher.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await publisher
+    assert log == ["handler cleaned up"]
+    assert bus.is_idle

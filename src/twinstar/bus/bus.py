@@ -25,7 +25,9 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-from collections.abc import Awaitable, Callable
+import types
+from collections.abc import Awaitable, Callable, Coroutine, Generator
+from types import CoroutineType
 from typing import Any, Final, Literal, Protocol, TypeAlias, TypeVar
 
 import anyio.abc
@@ -45,6 +47,31 @@ class HasHandle(Protocol[E_contra]):
     """An object whose `handle` receives events (async, or returning None or an awaitable)."""
 
     def handle(self, event: E_contra, /) -> Awaitable[None] | None: ...
+
+
+@types.coroutine
+def _finish(coro: Coroutine[Any, Any, None], yielded: Any) -> Generator[Any, Any, None]:
+    """Go on with a coroutine already run up to its first suspension, exactly as `await coro` would.
+
+    `yielded` is what it suspended on: it goes to the awaiting task, and what the
+    task sends or throws back goes into the coroutine (PEP 380's `yield from`).
+    """
+    while True:
+        try:
+            sent = yield yielded
+        except GeneratorExit:
+            coro.close()
+            raise
+        except BaseException as exc:
+            try:
+                yielded = coro.throw(exc)
+            except StopIteration:
+                return
+        else:
+            try:
+                yielded = coro.send(sent)
+            except StopIteration:
+                return
 
 
 class BusClosedError(RuntimeError):
@@ -176,9 +203,33 @@ class Bus:
         Live: returns once every subscriber's mailbox holds it, waiting while a
         mailbox is full. Replay: returns once it and everything it caused ran.
         """
-        pending = self.emit(event)
-        if pending is not None:
-            await pending
+        if not self._replay or self._dispatching:
+            pending = self.emit(event)
+            if pending is not None:
+                await pending
+            return
+        if self._closed:
+            raise BusClosedError(f"bus closed; cannot publish {type(event).__name__}")
+        subs = self._routes.get(type(event))
+        if subs is None:
+            subs = self._route(type(event))
+        if not subs:
+            return
+        # The outermost replay publish: async handlers are awaited right here, in place (this
+        # loop is `_run_subs` inlined, since every input event of a replay passes through it).
+        self._dispatching = True
+        try:
+            for sub in subs:
+                try:
+                    pending = sub.fn(event)
+                    if pending is not None:
+                        await pending
+                except Exception as exc:
+                    self._report_failure(sub, event, exc)
+            if self._backlog:
+                await self._run_backlog()
+        finally:
+            self._finish_dispatch()
 
     def emit(self, event: Event) -> Awaitable[None] | None:
         """Deliver `event` as far as possible without waiting.
@@ -214,6 +265,14 @@ class Bus:
                 for sub in subs:
                     try:
                         pending = sub.fn(event)
+                        if type(pending) is CoroutineType:
+                            # Run an async handler's first step now, as an eager task would: most finish
+                            # without suspending, and then no coroutine is needed to wait for them.
+                            try:
+                                yielded = pending.send(None)
+                            except StopIteration:
+                                continue
+                            pending = _finish(pending, yielded)
                     except Exception as exc:
                         self._report_failure(sub, event, exc)
                         continue
@@ -236,28 +295,31 @@ class Bus:
     async def _run_rest(
         self, pending: Awaitable[None], event: Event, subs: tuple[Subscription, ...], index: int
     ) -> None:
-        """Finish what `emit` started: await that handler, then the rest, in order."""
+        """Finish what `emit` started: await that handler, then the rest and the backlog, in order."""
         try:
             try:
                 await pending
             except Exception as exc:
                 self._report_failure(subs[index], event, exc)
-            rest = subs[index + 1 :]
-            backlog = self._backlog
-            while True:
-                for sub in rest:
-                    try:
-                        more = sub.fn(event)
-                        if more is not None:
-                            await more
-                    except Exception as exc:
-                        self._report_failure(sub, event, exc)
-                if not backlog:
-                    return
-                event = backlog.popleft()
-                rest = self._routes.get(type(event)) or self._route(type(event))
+            await self._run_subs(event, subs[index + 1 :])
+            await self._run_backlog()
         finally:
             self._finish_dispatch()
+
+    async def _run_subs(self, event: Event, subs: tuple[Subscription, ...]) -> None:
+        for sub in subs:
+            try:
+                pending = sub.fn(event)
+                if pending is not None:
+                    await pending
+            except Exception as exc:
+                self._report_failure(sub, event, exc)
+
+    async def _run_backlog(self) -> None:
+        backlog = self._backlog
+        while backlog:
+            event = backlog.popleft()
+            await self._run_subs(event, self._routes.get(type(event)) or self._route(type(event)))
 
     def _finish_dispatch(self) -> None:
         self._dispatching = False
