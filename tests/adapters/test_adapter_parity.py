@@ -1,0 +1,184 @@
+"""The success path of the order methods, at run time, over real HTTP on 127.0.0.1.
+
+Real, unmodified ccxt talks to `recorded_venue`, which answers with the reply bodies
+ccxt itself recorded from the venues (`data/ccxt-static/`, see PROVENANCE.md). The
+failure path of every adapter is in test_adapters_wire.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import pytest
+
+from tests.adapters.recorded_venue import RecordedVenue, recorded, recorded_venue
+from twinstar.adapters import make_exchange
+from twinstar.adapters.base import ErrorKind, OrderResult
+from twinstar.adapters.ccxt_base import CcxtExchange
+from twinstar.adapters.spot import SpotWithoutStops
+from twinstar.clock import LiveClock
+from twinstar.config import ExchangeConfig
+
+pytestmark = pytest.mark.anyio
+LTC_SWAP = "LTC/USDT:USDT"
+
+
+def _adapter(
+    exchange_id: str, venue: RecordedVenue, markets: dict[str, Any], market_type: str = "swap"
+) -> CcxtExchange:
+    os.environ["TWINSTAR_PARITY_KEY"] = "parity-api-key-0123456789"
+    os.environ["TWINSTAR_PARITY_SECRET"] = "parity-secret-abcdefghijklmnop"
+    os.environ["TWINSTAR_PARITY_PASS"] = "parity-passphrase"
+    config = ExchangeConfig(
+        id=exchange_id,
+        market_type="spot" if market_type == "spot" else "swap",
+        api_key_env="TWINSTAR_PARITY_KEY",
+        api_secret_env="TWINSTAR_PARITY_SECRET",
+        password_env="TWINSTAR_PARITY_PASS",
+        api_base_url=venue.base_url,
+        options={"fetchCurrencies": False},
+    )
+    adapter = make_exchange(config, LiveClock())
+    assert isinstance(adapter, CcxtExchange)
+    adapter.ccxt.set_markets(list(markets.values()))  # ccxt's recorded markets: no market endpoint is needed
+    adapter._markets_loaded = True
+    return adapter
+
+
+def _okx_replies() -> dict[tuple[str, str], list[Any]]:
+    okx = recorded("okx")
+    return {
+        # ccxt 4.5.90 sends a single order as a batch of one; the reply has the same shape as /trade/order's.
+        ("POST", "/api/v5/trade/batch-orders"): [okx["createOrder"]["httpResponse"]],
+        ("POST", "/api/v5/trade/order-algo"): [okx["createTriggerOrder"]["httpResponse"]],
+        ("GET", "/api/v5/trade/order"): [okx["filledSwapMarketOrder"]["httpResponse"]],
+        ("GET", "/api/v5/account/positions"): [okx["fetchPosition"]["httpResponse"]],
+    }
+
+
+# The recorded filled LTC-USDT-SWAP market order (accFillSz 1 at avgPx 68.24, fee -0.00003412 USDT).
+OKX_FILLED = OrderResult.success(
+    client_order_id="e847386590ce4dBC2f7dbb9924c2b77c",
+    order_id="672515387010932736",
+    status="filled",
+    requested_qty=1.0,
+    filled_qty=1.0,
+    avg_price=68.24,
+    fee=0.00003412,
+    timestamp_ms=1_706_612_162_995,
+)
+
+
+async def test_okx_market_order_is_read_back_for_its_fill() -> None:
+    async with recorded_venue(_okx_replies()) as venue:
+        adapter = _adapter("okx", venue, recorded("okx")["markets"])
+        try:
+            placed = await adapter.place_market_order(LTC_SWAP, "buy", 1.04, client_order_id="tw-okx-1")
+        finally:
+            await adapter.close()
+    assert type(placed) is OrderResult
+    assert placed == OKX_FILLED  # the ids-only create reply alone would have said filled 0
+    [create] = venue.sent("POST", "/api/v5/trade/batch-orders")
+    assert json.loads(create.body) == [
+        {
+            "instId": "LTC-USDT-SWAP",
+            "side": "buy",
+            "ordType": "market",
+            "sz": "1",
+            "tdMode": "cross",
+            "clOrdId": "tw-okx-1",
+        }
+    ]
+    [read] = venue.sent("GET", "/api/v5/trade/order")
+    assert read.query == {"instId": "LTC-USDT-SWAP", "clOrdId": "tw-okx-1"}
+
+
+async def test_okx_fetch_order_by_client_id() -> None:
+    async with recorded_venue(_okx_replies()) as venue:
+        adapter = _adapter("okx", venue, recorded("okx")["markets"])
+        try:
+            found = await adapter.fetch_order(LTC_SWAP, "tw-okx-1")
+        finally:
+            await adapter.close()
+    assert type(found) is OrderResult
+    assert found == OKX_FILLED
+    assert [r.query for r in venue.sent("GET", "/api/v5/trade/order")] == [
+        {"instId": "LTC-USDT-SWAP", "clOrdId": "tw-okx-1"}
+    ]
+
+
+async def test_okx_stop_is_a_native_reduce_only_trigger_algo_order() -> None:
+    async with recorded_venue(_okx_replies()) as venue:
+        adapter = _adapter("okx", venue, recorded("okx")["markets"])
+        try:
+            stop = await adapter.update_stop_loss(LTC_SWAP, "long", 1.0, 60.004, client_order_id="tw-okx-sl")
+        finally:
+            await adapter.close()
+    assert type(stop) is OrderResult
+    # The recorded algo reply: ids only (algoId, algoClOrdId), a resting stop with nothing filled.
+    assert (stop.ok, stop.status, stop.order_id, stop.client_order_id) == (
+        True,
+        "open",
+        "2896574163517353984",
+        "6b9ad766b55dBCDEd524d810f42296b8",
+    )
+    assert (stop.requested_qty, stop.filled_qty, stop.avg_price) == (1.0, 0.0, 0.0)
+    assert adapter.supports_native_stop
+    [sent] = venue.sent("POST", "/api/v5/trade/order-algo")
+    assert json.loads(sent.body) == {
+        "instId": "LTC-USDT-SWAP",
+        "side": "sell",
+        "ordType": "trigger",
+        "sz": "1",
+        "tdMode": "cross",
+        "triggerPx": "60",
+        "orderPx": "-1",
+        "clOrdId": "tw-okx-sl",
+        "reduceOnly": True,
+    }
+
+
+async def test_okx_close_position_sells_the_recorded_position_reduce_only() -> None:
+    async with recorded_venue(_okx_replies()) as venue:
+        adapter = _adapter("okx", venue, recorded("okx")["markets"])
+        try:
+            closed = await adapter.close_position(LTC_SWAP, client_order_id="tw-okx-close")
+        finally:
+            await adapter.close()
+    assert type(closed) is OrderResult
+    # The reply served to the read-back is the one recorded filled order (a 1-lot buy): its fields come back.
+    assert closed == OKX_FILLED
+    assert venue.sent("GET", "/api/v5/account/positions")[0].query == {"instId": "LTC-USDT-SWAP"}
+    [create] = venue.sent("POST", "/api/v5/trade/batch-orders")
+    assert json.loads(create.body) == [  # the recorded position: 2 contracts long (contractSize 1)
+        {
+            "instId": "LTC-USDT-SWAP",
+            "side": "sell",
+            "ordType": "market",
+            "sz": "2",
+            "tdMode": "cross",
+            "clOrdId": "tw-okx-close",
+            "reduceOnly": True,
+        }
+    ]
+
+
+@pytest.mark.parametrize("exchange_id", ["upbit", "bithumb"])
+async def test_spot_venues_keep_synthetic_stops_and_say_so(exchange_id: str) -> None:
+    async with recorded_venue({}) as venue:
+        adapter = _adapter(exchange_id, venue, {}, market_type="spot")
+        try:
+            stop = await adapter.update_stop_loss("BTC/KRW", "long", 0.01, 60_000_000.0, client_order_id="tw-sl")
+        finally:
+            await adapter.close()
+    assert isinstance(adapter, SpotWithoutStops)
+    assert not adapter.supports_native_stop
+    assert stop == OrderResult.failure(
+        ErrorKind.NOT_SUPPORTED,
+        f"{exchange_id} has no stop orders; the kernel keeps a synthetic stop",
+        client_order_id="tw-sl",
+        requested_qty=0.01,
+    )
+    assert venue.requests == []  # nothing is sent: the kernel's synthetic stop does the work
