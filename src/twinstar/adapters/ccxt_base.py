@@ -149,20 +149,29 @@ class CcxtExchange:
             await self.ccxt.load_markets()
             self._markets_loaded = True
 
+    def _contract_size(self, symbol: str) -> float:
+        """Base units in one contract: ccxt counts derivative amounts in contracts (OKX BTC-USDT-SWAP: 0.01 BTC)."""
+        market = (self.ccxt.markets or {}).get(symbol) or {}
+        size = market.get("contractSize") if market.get("contract") else None
+        return float(size) if size else 1.0
+
     def _amount(self, symbol: str, qty: float) -> float:
-        return float(self.ccxt.amount_to_precision(symbol, qty))
+        """`qty` (base units, as the kernel counts) as the venue's amount: contracts, at its precision."""
+        return float(self.ccxt.amount_to_precision(symbol, qty / self._contract_size(symbol)))
 
     def _price(self, symbol: str, price: float) -> float:
         return float(self.ccxt.price_to_precision(symbol, price))
 
-    def _result(self, order: dict[str, Any], cid: str, requested: float) -> OrderResult:
+    def _result(self, order: dict[str, Any], cid: str, requested: float, symbol: str) -> OrderResult:
+        """The kernel's view of a ccxt order: quantities back in base units."""
         fee = order.get("fee") or {}
+        size = self._contract_size(order.get("symbol") or symbol)
         return OrderResult.success(
             client_order_id=order.get("clientOrderId") or cid,
             order_id=str(order.get("id") or ""),
             status=_status(order),
-            requested_qty=float(order.get("amount") or requested),
-            filled_qty=float(order.get("filled") or 0.0),
+            requested_qty=float(order.get("amount") or 0.0) * size or requested,
+            filled_qty=float(order.get("filled") or 0.0) * size,
             avg_price=float(order.get("average") or order.get("price") or 0.0),
             fee=float(fee.get("cost") or 0.0),
             timestamp_ms=int(order.get("timestamp") or self.clock.now_ms()),
@@ -203,7 +212,7 @@ class CcxtExchange:
             )
         except Exception as exc:
             return self._failure(exc, client_order_id, qty)
-        return self._result(order, client_order_id, qty)
+        return self._result(order, client_order_id, qty, symbol)
 
     async def update_stop_loss(
         self, symbol: str, position_side: PositionSide, qty: float, stop_price: float, *, client_order_id: str
@@ -222,7 +231,7 @@ class CcxtExchange:
                 await self.ccxt.cancel_order(previous.get("id"), symbol, self.cancel_stop_params())
             except Exception as exc:  # two stops rest for a moment; the next update retries the cancel
                 log.warning("%s: could not cancel the previous stop of %s: %s", self._id, symbol, self.scrub(str(exc)))
-        return self._result(order, client_order_id, qty)
+        return self._result(order, client_order_id, qty, symbol)
 
     async def cancel_stop_loss(self, symbol: str) -> OrderResult:
         """Cancel the stop this adapter placed for `symbol`."""
@@ -297,7 +306,7 @@ class CcxtExchange:
             order = await self.find_order(symbol, client_order_id)
         except Exception as exc:
             return self._failure(exc, client_order_id)
-        return self._result(order, client_order_id, 0.0)
+        return self._result(order, client_order_id, 0.0, symbol)
 
     async def fetch_ohlcv(
         self, symbol: str, interval: str, *, since_ms: int | None = None, limit: int = 500
