@@ -182,3 +182,137 @@ async def test_spot_venues_keep_synthetic_stops_and_say_so(exchange_id: str) -> 
         requested_qty=0.01,
     )
     assert venue.requests == []  # nothing is sent: the kernel's synthetic stop does the work
+
+
+# -- BingX (swap) ---------------------------------------------------------------------------------------------------
+
+LTC_BINGX = "LTC/USDT:USDT"
+
+
+def _bingx_adapter(venue: RecordedVenue) -> CcxtExchange:
+    bingx = recorded("bingx")
+    adapter = _adapter("bingx", venue, {})
+    # The recorded market file predates ccxt's tick-size precision; ccxt's own parser turns the recorded raw
+    # contract entry (its `info`) into the market 4.5.90 would have loaded.
+    adapter.ccxt.set_markets([adapter.ccxt.parse_market(bingx["markets"][LTC_BINGX]["info"])])
+    return adapter
+
+
+def _bingx_replies() -> dict[tuple[str, str], list[Any]]:
+    bingx = recorded("bingx")
+    return {
+        ("POST", "/openApi/swap/v2/trade/order"): [bingx["createOrder"]["httpResponse"]],
+        ("GET", "/openApi/swap/v2/trade/order"): [bingx["filledSwapMarketOrder"]["httpResponse"]],
+        ("GET", "/openApi/swap/v2/user/positions"): [bingx["fetchPositions"]["httpResponse"]],
+    }
+
+
+# The recorded filled LTC-USDT market order (executedQty 0.1 at avgPrice 83.71, commission -0.004186 USDT).
+BINGX_FILLED = OrderResult.success(
+    client_order_id="b39b0316-1f99-4099-8f4b-bac0f46731f8",
+    order_id="1770683446830788608",
+    status="filled",
+    requested_qty=0.1,
+    filled_qty=0.1,
+    avg_price=83.71,
+    fee=0.004186,
+    timestamp_ms=1_710_998_806_000,
+)
+
+
+def _signed(query: dict[str, str]) -> dict[str, str]:
+    """A signed BingX query without its per-call timestamp and signature."""
+    assert query.keys() >= {"timestamp", "signature"}
+    return {k: v for k, v in query.items() if k not in ("timestamp", "signature")}
+
+
+async def test_bingx_market_order_is_read_back_by_client_id_for_its_fill() -> None:
+    async with recorded_venue(_bingx_replies()) as venue:
+        adapter = _bingx_adapter(venue)
+        try:
+            placed = await adapter.place_market_order(LTC_BINGX, "buy", 0.1, client_order_id="tw-bingx-1")
+        finally:
+            await adapter.close()
+    assert type(placed) is OrderResult
+    assert placed == BINGX_FILLED  # the ids-only create reply alone would have said open, filled 0
+    [create] = venue.sent("POST", "/openApi/swap/v2/trade/order")
+    assert _signed(create.query) == {
+        "clientOrderID": "tw-bingx-1",
+        "positionSide": "BOTH",
+        "quantity": "0.1",
+        "side": "BUY",
+        "symbol": "LTC-USDT",
+        "type": "MARKET",
+    }
+    [read] = venue.sent("GET", "/openApi/swap/v2/trade/order")
+    assert _signed(read.query) == {"clientOrderId": "tw-bingx-1", "symbol": "LTC-USDT"}
+
+
+async def test_bingx_fetch_order_by_client_id_sends_no_order_id() -> None:
+    async with recorded_venue(_bingx_replies()) as venue:
+        adapter = _bingx_adapter(venue)
+        try:
+            found = await adapter.fetch_order(LTC_BINGX, "tw-bingx-1")
+        finally:
+            await adapter.close()
+    assert type(found) is OrderResult
+    assert found == BINGX_FILLED
+    # ccxt's fetch_order(None, ...) would have sent orderId=None; the lookup is by client id alone.
+    assert [_signed(r.query) for r in venue.sent("GET", "/openApi/swap/v2/trade/order")] == [
+        {"clientOrderId": "tw-bingx-1", "symbol": "LTC-USDT"}
+    ]
+
+
+async def test_bingx_stop_is_a_native_reduce_only_trigger_order() -> None:
+    replies = {("POST", "/openApi/swap/v2/trade/order"): [recorded("bingx")["createTriggerOrder"]["httpResponse"]]}
+    async with recorded_venue(replies) as venue:
+        adapter = _bingx_adapter(venue)
+        try:
+            stop = await adapter.update_stop_loss(LTC_BINGX, "long", 0.1, 60.004, client_order_id="tw-bingx-sl")
+        finally:
+            await adapter.close()
+    assert type(stop) is OrderResult
+    # The recorded trigger reply: ids only (a resting TRIGGER_MARKET order, nothing filled); no client id in it.
+    assert (stop.ok, stop.status, stop.order_id, stop.client_order_id) == (
+        True,
+        "open",
+        "1792485928376840192",
+        "tw-bingx-sl",
+    )
+    assert (stop.requested_qty, stop.filled_qty, stop.avg_price) == (0.1, 0.0, 0.0)
+    assert adapter.supports_native_stop
+    [sent] = venue.sent("POST", "/openApi/swap/v2/trade/order")
+    assert _signed(sent.query) == {
+        "clientOrderID": "tw-bingx-sl",
+        "positionSide": "BOTH",
+        "quantity": "0.1",
+        "reduceOnly": "true",
+        "side": "SELL",
+        "stopPrice": "60",
+        "symbol": "LTC-USDT",
+        "type": "TRIGGER_MARKET",
+    }
+
+
+async def test_bingx_close_position_sells_the_recorded_position_reduce_only() -> None:
+    async with recorded_venue(_bingx_replies()) as venue:
+        adapter = _bingx_adapter(venue)
+        try:
+            closed = await adapter.close_position(LTC_BINGX, client_order_id="tw-bingx-close")
+        finally:
+            await adapter.close()
+    assert type(closed) is OrderResult
+    # The read-back is served the one recorded filled order (a 0.1 LTC reduce-only market sell): its fields come back.
+    assert closed == BINGX_FILLED
+    [create] = venue.sent("POST", "/openApi/swap/v2/trade/order")
+    assert _signed(create.query) == {  # the recorded position: 0.1 LTC long
+        "clientOrderID": "tw-bingx-close",
+        "positionSide": "BOTH",
+        "quantity": "0.1",
+        "reduceOnly": "true",
+        "side": "SELL",
+        "symbol": "LTC-USDT",
+        "type": "MARKET",
+    }
+    [read] = venue.sent("GET", "/openApi/swap/v2/trade/order")
+    assert _signed(read.query) == {"clientOrderId": "tw-bingx-close", "symbol": "LTC-USDT"}
