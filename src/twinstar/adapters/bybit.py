@@ -23,7 +23,7 @@ from typing import Any, Final
 
 import ccxt
 
-from twinstar.adapters.base import ErrorKind, OrderResult
+from twinstar.adapters.base import OrderResult
 from twinstar.adapters.ccxt_base import CcxtExchange
 from twinstar.bus.events import PositionSide, Side
 
@@ -35,6 +35,7 @@ class Bybit(CcxtExchange):
     """Bybit v5 linear perpetuals and spot (ccxt `bybit`)."""
 
     exchange_id = "bybit"
+    read_back_fills = True
 
     @property
     def _contracts(self) -> bool:
@@ -70,20 +71,10 @@ class Bybit(CcxtExchange):
     async def place_market_order(
         self, symbol: str, side: Side, qty: float, *, client_order_id: str, reduce_only: bool = False
     ) -> OrderResult:
-        """Send the order, then read it back by `orderLinkId`: the create reply holds no fill."""
+        """Send the order (read back by `orderLinkId`); a duplicate link id means the first send arrived."""
         sent = await super().place_market_order(
             symbol, side, qty, client_order_id=client_order_id, reduce_only=reduce_only
         )
-        if not sent.ok and not DUPLICATE_LINK_ID.search(sent.message):
+        if sent.ok or not DUPLICATE_LINK_ID.search(sent.message):
             return sent
-        found = await self.fetch_order(symbol, client_order_id)
-        if found.ok or found.error_kind is None or found.error_kind.ambiguous:
-            return found
-        # The venue took the order but its state cannot be read now: the caller must look it up.
-        return OrderResult.failure(
-            ErrorKind.UNKNOWN,
-            f"order {client_order_id} was sent; reading it back failed: {found.message}",
-            client_order_id=client_order_id,
-            requested_qty=qty,
-            timestamp_ms=self.clock.now_ms(),
-        )
+        return await self.read_back(symbol, client_order_id, qty)

@@ -59,6 +59,8 @@ class CcxtExchange:
     exchange_id: ClassVar[str] = ""
     #: Whether stops rest on the venue; False makes the kernel keep a synthetic stop.
     native_stop: ClassVar[bool] = True
+    #: Whether the venue's create reply holds only ids (OKX, BingX, Bybit): then the fill is read back.
+    read_back_fills: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -212,7 +214,26 @@ class CcxtExchange:
             )
         except Exception as exc:
             return self._failure(exc, client_order_id, qty)
+        if self.read_back_fills:
+            return await self.read_back(symbol, client_order_id, qty)
         return self._result(order, client_order_id, qty, symbol)
+
+    async def read_back(self, symbol: str, client_order_id: str, qty: float) -> OrderResult:
+        """The state of an order the venue took, by client id.
+
+        If it cannot be read now, the result is an ambiguous failure, never an
+        order "filled 0": the caller then looks it up again before anything else.
+        """
+        found = await self.fetch_order(symbol, client_order_id)
+        if found.ok or found.error_kind is None or found.error_kind.ambiguous:
+            return found
+        return OrderResult.failure(
+            ErrorKind.UNKNOWN,
+            f"order {client_order_id} was sent; reading it back failed: {found.message}",
+            client_order_id=client_order_id,
+            requested_qty=qty,
+            timestamp_ms=self.clock.now_ms(),
+        )
 
     async def update_stop_loss(
         self, symbol: str, position_side: PositionSide, qty: float, stop_price: float, *, client_order_id: str
