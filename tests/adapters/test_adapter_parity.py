@@ -316,3 +316,19 @@ async def test_bingx_close_position_sells_the_recorded_position_reduce_only() ->
     }
     [read] = venue.sent("GET", "/openApi/swap/v2/trade/order")
     assert _signed(read.query) == {"clientOrderId": "tw-bingx-close", "symbol": "LTC-USDT"}
+
+
+async def test_an_order_whose_fill_cannot_be_read_back_is_ambiguous_never_filled_zero() -> None:
+    replies = _okx_replies()
+    del replies["GET", "/api/v5/trade/order"]  # the venue took the order; reading it back fails (404)
+    async with recorded_venue(replies) as venue:
+        adapter = _adapter("okx", venue, recorded("okx")["markets"])
+        try:
+            placed = await adapter.place_market_order(LTC_SWAP, "buy", 1.0, client_order_id="tw-okx-2")
+        finally:
+            await adapter.close()
+    assert type(placed) is OrderResult
+    assert not placed.ok
+    assert placed.error_kind is not None and placed.error_kind.ambiguous  # execution looks it up before resending
+    assert placed.client_order_id == "tw-okx-2"
+    assert len(venue.sent("POST", "/api/v5/trade/batch-orders")) == 1
