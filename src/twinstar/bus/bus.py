@@ -25,9 +25,8 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-import types
 from collections.abc import Awaitable, Callable, Coroutine, Generator
-from types import CoroutineType
+from types import CoroutineType, coroutine
 from typing import Any, Final, Literal, Protocol, TypeAlias, TypeVar
 
 import anyio.abc
@@ -49,7 +48,7 @@ class HasHandle(Protocol[E_contra]):
     def handle(self, event: E_contra, /) -> Awaitable[None] | None: ...
 
 
-@types.coroutine
+@coroutine
 def _finish(coro: Coroutine[Any, Any, None], yielded: Any) -> Generator[Any, Any, None]:
     """Go on with a coroutine already run up to its first suspension, exactly as `await coro` would.
 
