@@ -10,7 +10,7 @@ from twinstar.adapters.bybit import Bybit
 from twinstar.adapters.ccxt_base import CcxtExchange
 from twinstar.adapters.lighter import Lighter
 from twinstar.adapters.okx import Okx
-from twinstar.adapters.spot import Bithumb, Upbit
+from twinstar.adapters.spot import Bithumb, SpotWithoutStops, Upbit
 from twinstar.clock import Clock
 from twinstar.config import ExchangeConfig
 
@@ -24,4 +24,6 @@ def make_exchange(config: ExchangeConfig, clock: Clock) -> Exchange:
     cls = VENUES.get(config.id)
     if cls is not None:
         return cls(config=config, clock=clock)
+    if config.market_type == "spot":
+        return SpotWithoutStops(config.id, config=config, clock=clock)
     return CcxtExchange(config.id, config=config, clock=clock)

@@ -1,20 +1,22 @@
-"""Spot-only venues without native stop orders (Upbit, Bithumb).
+"""Spot markets: the position is the held base currency, and stops are synthetic.
 
-The position is the base-currency balance; stops are synthetic: the position
-handler closes at market when a closed candle crosses the stop.
+`SpotWithoutStops` serves any ccxt exchange traded spot (`market_type = "spot"`);
+the position handler closes at market when a closed candle crosses the stop,
+which works on every venue and locks no balance. Upbit and Bithumb are spot
+only and add their own quirks (`KrwSpot`).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from twinstar.adapters.base import OrderResult, Position
+from twinstar.adapters.base import ErrorKind, OrderResult, Position
 from twinstar.adapters.ccxt_base import CcxtExchange
-from twinstar.bus.events import PositionSide
+from twinstar.bus.events import PositionSide, Side
 
 
 class SpotWithoutStops(CcxtExchange):
-    """Base for spot venues where the kernel keeps the stop itself."""
+    """Any spot market: the kernel keeps the stop itself; the position is the balance."""
 
     native_stop = False
 
@@ -25,12 +27,10 @@ class SpotWithoutStops(CcxtExchange):
     async def update_stop_loss(
         self, symbol: str, position_side: PositionSide, qty: float, stop_price: float, *, client_order_id: str
     ) -> OrderResult:
-        """Refuse: this venue has no stop orders (supports_native_stop is False)."""
-        from twinstar.adapters.base import ErrorKind
-
+        """Refuse: stops are synthetic here (supports_native_stop is False)."""
         return OrderResult.failure(
             ErrorKind.NOT_SUPPORTED,
-            f"{self.name} has no stop orders; the kernel keeps a synthetic stop",
+            f"{self.name} spot: no stop order is placed; the kernel keeps a synthetic stop",
             client_order_id=client_order_id,
             requested_qty=qty,
         )
@@ -47,13 +47,62 @@ class SpotWithoutStops(CcxtExchange):
         return Position(symbol=symbol, side="long", qty=amount, entry_price=0.0)
 
 
-class Upbit(SpotWithoutStops):
+class KrwSpot(SpotWithoutStops):
+    """Upbit and Bithumb: a market buy spends quote currency; a create reply is not the fill."""
+
+    # Upbit answers state "wait" with executed_volume 0, Bithumb the ids only.
+    read_back_fills = True
+
+    async def place_market_order(
+        self, symbol: str, side: Side, qty: float, *, client_order_id: str, reduce_only: bool = False
+    ) -> OrderResult:
+        """Send a market order; a buy spends `qty` times the last price in quote currency.
+
+        Upbit and Bithumb take a market buy as the quote amount to spend (`ord_type` "price"),
+        so ccxt needs a price to turn the kernel's base quantity into that amount.
+        """
+        if side == "sell":
+            return await super().place_market_order(
+                symbol, side, qty, client_order_id=client_order_id, reduce_only=reduce_only
+            )
+        try:
+            await self._markets()
+            last = float((await self.ccxt.fetch_ticker(symbol))["last"])
+            await self.ccxt.create_order(
+                symbol, "market", side, self._amount(symbol, qty), last, self.order_params(client_order_id, reduce_only)
+            )
+        except Exception as exc:
+            return self._failure(exc, client_order_id, qty)
+        return await self.read_back(symbol, client_order_id, qty)
+
+
+class Upbit(KrwSpot):
     """Upbit KRW/BTC/USDT spot (ccxt `upbit`)."""
 
     exchange_id = "upbit"
 
+    async def find_order(self, symbol: str, client_order_id: str) -> dict[str, Any]:
+        """Find an order by its `identifier` (GET /v1/order?identifier=...)."""
+        # ccxt's fetch_order(None, ...) sends uuid=None and a clientOrderId field Upbit does not know.
+        response = await self.ccxt.privateGetOrder({"identifier": client_order_id})
+        return dict(self.ccxt.parse_order(response, self.ccxt.market(symbol)))
 
-class Bithumb(SpotWithoutStops):
+
+class Bithumb(KrwSpot):
     """Bithumb KRW spot (ccxt `bithumb`)."""
 
     exchange_id = "bithumb"
+
+    async def find_order(self, symbol: str, client_order_id: str) -> dict[str, Any]:
+        """Find an order by client id (GET /v1/order?client_order_id=...), with its fill from the raw reply."""
+        order = await super().find_order(symbol, client_order_id)
+        # ccxt 4.5.90 reads neither `executed_volume` nor the trades' `volume`/`funds`: it reports filled 0.
+        info = order.get("info") or {}
+        executed = float(info.get("executed_volume") or 0.0)
+        if executed > 0:
+            funds = sum(float(trade.get("funds") or 0.0) for trade in info.get("trades") or [])
+            order["filled"] = executed
+            order["average"] = funds / executed if funds else order.get("average")
+        if info.get("paid_fee") is not None:  # ccxt reports `reserved_fee`; the fee charged is `paid_fee`
+            order["fee"] = {**(order.get("fee") or {}), "cost": float(info["paid_fee"])}
+        return order
