@@ -15,18 +15,37 @@ Candles: ccxt 4.5.90 reads `GET /api/v1/candles` as `{"c": [{"t","o","h","l","c"
 Lighter's earlier candle body, `{"candlesticks": [{"timestamp","open",...,"volume0",...}]}`
 (ccxt's own fixture from Nov 2025), parses to nothing in ccxt 4.5.90, so
 `fetch_ohlcv` reads that shape itself (`parse_candles`): both are supported.
+
+Orders: a Lighter market order carries a worst acceptable price (ccxt requires one), so
+`place_market_order` takes the best opposite price of the book and allows `market_slippage`
+through it. Lighter's client id is an integer (`ClientOrderIndex`, 48 bits): the kernel's
+client id is sent as its `client_order_index` (a hash, see `client_order_index`).
+`sendTx` answers with a transaction hash only, so the fill is read back: ccxt 4.5.90 has
+no fetchOrder for Lighter, and `find_order` looks the index up among the account's active,
+then inactive orders. ccxt 4.5.90 has no trigger orders for Lighter either
+(`createTriggerOrder` False): stops are synthetic, `update_stop_loss` says NOT_SUPPORTED
+and sends nothing.
+
+Beware: ccxt 4.5.90 signs with an API key it generates itself. On the first signed call of
+a process it creates a new API key, registers it at `apiKeyIndex` (254 unless 4..254 is
+configured) with an L1-signed ChangePubKey transaction, and, on a non-standard account
+tier, approves ccxt's integrator builder fee (`options.builderFee` False turns that off).
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import platform
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from twinstar.adapters.base import Bar
+import ccxt
+
+from twinstar.adapters.base import Bar, ErrorKind, OrderResult
 from twinstar.adapters.ccxt_base import CcxtExchange
+from twinstar.bus.events import PositionSide, Side
 from twinstar.clock import Clock
 from twinstar.config import ExchangeConfig
 
@@ -54,10 +73,20 @@ def signer_library_path() -> Path | None:
     return None
 
 
+def client_order_index(client_order_id: str) -> int:
+    """The kernel's client id as Lighter's integer ClientOrderIndex (1 .. 2**48 - 1), stable across runs."""
+    digest = int.from_bytes(hashlib.blake2b(client_order_id.encode(), digest_size=6).digest(), "big")
+    return digest or 1  # 0 means "no client index" to Lighter
+
+
 class Lighter(CcxtExchange):
     """Lighter perpetuals (ccxt `lighter`)."""
 
     exchange_id = "lighter"
+    native_stop = False  # ccxt 4.5.90: createTriggerOrder False for lighter; the kernel keeps the stop
+    read_back_fills = True  # sendTx answers with a transaction hash only
+    #: How far through the best opposite price a market order may fill (its worst price).
+    market_slippage: ClassVar[float] = 0.05
 
     def __init__(
         self,
@@ -75,6 +104,52 @@ class Lighter(CcxtExchange):
         configured = self.ccxt.options.get("libraryPath")
         self.signer: Path | None = Path(configured) if configured else None
         self.ccxt.enableLastJsonResponse = True  # fetch_ohlcv reads an earlier candle body ccxt cannot parse
+
+    def order_params(self, client_order_id: str, reduce_only: bool) -> dict[str, Any]:
+        """Send the client id as Lighter's integer index: ccxt would put a random one for a text id."""
+        params = super().order_params(client_order_id, reduce_only)
+        return {**params, "clientOrderId": client_order_index(client_order_id)}
+
+    async def place_market_order(
+        self, symbol: str, side: Side, qty: float, *, client_order_id: str, reduce_only: bool = False
+    ) -> OrderResult:
+        """Send a market order whose worst price is `market_slippage` through the best opposite price."""
+        try:
+            await self._markets()
+            book = await self.ccxt.fetch_order_book(symbol, 1)
+            best = float((book["asks"] if side == "buy" else book["bids"])[0][0])
+            worst = best * (1 + self.market_slippage) if side == "buy" else best * (1 - self.market_slippage)
+            await self.ccxt.create_order(
+                symbol,
+                "market",
+                side,
+                self._amount(symbol, qty),
+                self._price(symbol, worst),
+                self.order_params(client_order_id, reduce_only),
+            )
+        except Exception as exc:
+            return self._failure(exc, client_order_id, qty)
+        return await self.read_back(symbol, client_order_id, qty)
+
+    async def find_order(self, symbol: str, client_order_id: str) -> dict[str, Any]:
+        """Find the order by its client index among the active, then the inactive orders."""
+        index = str(client_order_index(client_order_id))
+        for method in (self.ccxt.fetch_open_orders, self.ccxt.fetch_closed_orders):
+            for order in await method(symbol):
+                if str((order.get("info") or {}).get("client_order_index")) == index:
+                    return {**order, "clientOrderId": client_order_id}
+        raise ccxt.OrderNotFound(f"lighter: no order with client_order_index {index} ({client_order_id})")
+
+    async def update_stop_loss(
+        self, symbol: str, position_side: PositionSide, qty: float, stop_price: float, *, client_order_id: str
+    ) -> OrderResult:
+        """Refuse: no trigger orders for Lighter in ccxt 4.5.90 (supports_native_stop is False)."""
+        return OrderResult.failure(
+            ErrorKind.NOT_SUPPORTED,
+            "lighter has no stop orders in ccxt; the kernel keeps a synthetic stop",
+            client_order_id=client_order_id,
+            requested_qty=qty,
+        )
 
     async def fetch_ohlcv(
         self, symbol: str, interval: str, *, since_ms: int | None = None, limit: int = 500
