@@ -7,15 +7,19 @@
   reported as `SLUpdateFailed`; the previous stop stays in force.
 * If a new position gets no stop at all, it is closed at market
   (`EmergencyExit`, then `PositionClosed`).
-* On every closed candle the stop trails the close (only ever tighter), and
-  the exchange's position is checked: a position gone flat was stopped out,
-  a different quantity is reconciled (`PositionReconciled`).
+* On every closed candle the stop trails the close (only ever tighter). When
+  the candle touched the stop, the exchange's position is checked at once: a
+  position gone flat was stopped out. Every `reconcile_every` candles it is
+  checked anyway, and a different quantity is reconciled (`PositionReconciled`);
+  live, that routine check waits until the bus is idle, so it never delays
+  the orders the same candle causes.
 * Venues without native stops (spot Upbit, Bithumb) get a synthetic stop: a
   closed candle crossing it closes the position at market.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 from collections.abc import Awaitable
@@ -74,10 +78,14 @@ class PositionHandler:
         self.positions: dict[str, OpenPosition] = {}
         self._signal_stops: dict[str, float] = {}
         self._bus: Bus | None = None
+        self._defer_checks = False  # live: routine checks run after the candle's decisions (see `run`)
+        self._checks_due: dict[str, None] = {}  # symbols, in the order they fell due
+        self._check_wanted = asyncio.Event()
 
     def attach(self, bus: Bus) -> None:
         """Subscribe to candles, signals (for their stops) and fills."""
         self._bus = bus
+        self._defer_checks = bus.mode == "live"
         bus.subscribe(CandleClosed, self.on_candle, name="PositionHandler.on_candle")
         bus.subscribe(SignalFired, self.on_signal, name="PositionHandler.on_signal")
         bus.subscribe(OrderPlaced, self.on_order, name="PositionHandler.on_order")
@@ -251,9 +259,15 @@ class PositionHandler:
                 return self._synthetic_stop(position)
         else:
             position.candles_since_check += 1
-            if touched or position.candles_since_check >= self.risk.reconcile_every:
+            if touched:
                 position.candles_since_check = 0
                 return self._check_then_trail(position, candle)
+            if position.candles_since_check >= self.risk.reconcile_every:
+                position.candles_since_check = 0
+                if not self._defer_checks:
+                    return self._check_then_trail(position, candle)
+                self._checks_due[position.symbol] = None
+                self._check_wanted.set()
         trail = self._trail_to(position, candle)
         return None if trail is None else self._move_stop(position, trail)
 
@@ -280,13 +294,30 @@ class PositionHandler:
         if trail is not None:
             await self._set_stop(position, trail)
 
+    async def run(self) -> None:
+        """Live: run the routine position checks once the bus is idle, off the order path."""
+        if not self._defer_checks or self._bus is None:
+            return  # replay checks inline, in event order
+        while True:
+            await self._check_wanted.wait()
+            self._check_wanted.clear()
+            await self._bus.idle()
+            while self._checks_due:
+                symbol = next(iter(self._checks_due))
+                del self._checks_due[symbol]
+                position = self.positions.get(symbol)
+                if position is not None:
+                    await self._check_exchange(position)
+
     async def _check_exchange(self, position: OpenPosition) -> bool:
-        """Compare with the exchange's position; False when it is gone (stopped out)."""
+        """Compare with the exchange's position; False when it is gone (stopped out) or was replaced."""
         try:
             actual = await self.exchange.fetch_position(position.symbol)
         except ExchangeError as exc:
             log.warning("cannot check position %s: %s", position.symbol, exc)
             return True
+        if self.positions.get(position.symbol) is not position:
+            return False  # closed or replaced by a fill while we asked: the answer is about another position
         if actual is None:
             await self._stopped_out(position)
             return False
@@ -310,7 +341,8 @@ class PositionHandler:
         found = await self.exchange.fetch_order(position.symbol, position.stop_cid)
         if found.ok and found.filled_qty > 0:  # a gap fills at the open, not at the stop
             fill_price, fee = found.avg_price, found.fee
-        await self._book_close(position, position.qty, fill_price, fee, "stop_loss")
+        if self.positions.get(position.symbol) is position:  # not booked meanwhile by a fill event
+            await self._book_close(position, position.qty, fill_price, fee, "stop_loss")
 
     def _cid(self, code: str, position: OpenPosition) -> str:
         """Client id for a stop ("s") or exit ("x"): unique per position, time and attempt."""
