@@ -10,9 +10,9 @@
 * On every closed candle the stop trails the close (only ever tighter). When
   the candle touched the stop, the exchange's position is checked at once: a
   position gone flat was stopped out. Every `reconcile_every` candles it is
-  checked anyway, and a different quantity is reconciled (`PositionReconciled`);
-  live, that routine check waits until the bus is idle, so it never delays
-  the orders the same candle causes.
+  checked anyway, and a different quantity is reconciled (`PositionReconciled`).
+  Live, the routine check and the trailing move wait until the bus is idle,
+  so they never delay the orders the same candle causes.
 * Venues without native stops (spot Upbit, Bithumb) get a synthetic stop: a
   closed candle crossing it closes the position at market.
 """
@@ -78,9 +78,9 @@ class PositionHandler:
         self.positions: dict[str, OpenPosition] = {}
         self._signal_stops: dict[str, float] = {}
         self._bus: Bus | None = None
-        self._defer_checks = False  # live: routine checks run after the candle's decisions (see `run`)
-        self._checks_due: dict[str, None] = {}  # symbols, in the order they fell due
-        self._check_wanted = asyncio.Event()
+        self._defer_checks = False  # live: routine checks and trailing run after the candle's decisions (`run`)
+        self._due: dict[str, tuple[CandleClosed, bool]] = {}  # symbol -> (latest candle, check the exchange too)
+        self._maintenance_wanted = asyncio.Event()
 
     def attach(self, bus: Bus) -> None:
         """Subscribe to candles, signals (for their stops) and fills."""
@@ -259,15 +259,22 @@ class PositionHandler:
                 return self._synthetic_stop(position)
         else:
             position.candles_since_check += 1
-            if touched:
+            if touched:  # the stop may have filled: find out before anything else
                 position.candles_since_check = 0
-                return self._check_then_trail(position, candle)
-            if position.candles_since_check >= self.risk.reconcile_every:
+                return self._maintain(position, candle, check=True)
+            check = position.candles_since_check >= self.risk.reconcile_every
+            if check:
                 position.candles_since_check = 0
-                if not self._defer_checks:
-                    return self._check_then_trail(position, candle)
-                self._checks_due[position.symbol] = None
-                self._check_wanted.set()
+            if self._defer_checks:
+                # Live: the routine check and the trailing move wait until this candle's own orders
+                # went out (`run`); a reversal then finds the position replaced and leaves it alone.
+                if check or self._trail_to(position, candle) is not None:
+                    earlier = self._due.get(position.symbol)
+                    self._due[position.symbol] = (candle, check or (earlier is not None and earlier[1]))
+                    self._maintenance_wanted.set()
+                return None
+            if check:
+                return self._maintain(position, candle, check=True)
         trail = self._trail_to(position, candle)
         return None if trail is None else self._move_stop(position, trail)
 
@@ -287,27 +294,28 @@ class PositionHandler:
     async def _move_stop(self, position: OpenPosition, stop_price: float) -> None:
         await self._set_stop(position, stop_price)
 
-    async def _check_then_trail(self, position: OpenPosition, candle: CandleClosed) -> None:
-        if not await self._check_exchange(position):
+    async def _maintain(self, position: OpenPosition, candle: CandleClosed, *, check: bool) -> None:
+        """Check the exchange's position if asked, then trail the stop to `candle`."""
+        if check and not await self._check_exchange(position):
             return
         trail = self._trail_to(position, candle)
         if trail is not None:
             await self._set_stop(position, trail)
 
     async def run(self) -> None:
-        """Live: run the routine position checks once the bus is idle, off the order path."""
+        """Live: routine checks and trailing once the bus is idle, off the order path."""
         if not self._defer_checks or self._bus is None:
-            return  # replay checks inline, in event order
+            return  # replay maintains inline, in event order
         while True:
-            await self._check_wanted.wait()
-            self._check_wanted.clear()
+            await self._maintenance_wanted.wait()
+            self._maintenance_wanted.clear()
             await self._bus.idle()
-            while self._checks_due:
-                symbol = next(iter(self._checks_due))
-                del self._checks_due[symbol]
+            while self._due:
+                symbol = next(iter(self._due))
+                candle, check = self._due.pop(symbol)
                 position = self.positions.get(symbol)
                 if position is not None:
-                    await self._check_exchange(position)
+                    await self._maintain(position, candle, check=check)
 
     async def _check_exchange(self, position: OpenPosition) -> bool:
         """Compare with the exchange's position; False when it is gone (stopped out) or was replaced."""
