@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+import os
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+
+from twinstar.adapters import make_exchange
+from twinstar.adapters.ccxt_base import CcxtExchange
+from twinstar.clock import LiveClock
+from twinstar.config import ExchangeConfig
 
 STATIC = Path(__file__).parent / "data" / "ccxt-static"
 
@@ -67,3 +73,32 @@ async def recorded_venue(replies: dict[tuple[str, str], list[Any]]) -> AsyncIter
         yield venue
     finally:
         await runner.cleanup()
+
+
+def venue_adapter(
+    exchange_id: str, venue: RecordedVenue, markets: Iterable[dict[str, Any]], *, market_type: str = "swap"
+) -> CcxtExchange:
+    """The adapter `make_exchange` builds for `exchange_id`, pointed at `venue`, with ccxt's recorded markets."""
+    os.environ["TWINSTAR_PARITY_KEY"] = "parity-api-key-0123456789"
+    os.environ["TWINSTAR_PARITY_SECRET"] = "parity-secret-abcdefghijklmnop"
+    os.environ["TWINSTAR_PARITY_PASS"] = "parity-passphrase"
+    config = ExchangeConfig(
+        id=exchange_id,
+        market_type="spot" if market_type == "spot" else "swap",
+        api_key_env="TWINSTAR_PARITY_KEY",
+        api_secret_env="TWINSTAR_PARITY_SECRET",
+        password_env="TWINSTAR_PARITY_PASS",
+        api_base_url=venue.base_url,
+        options={"fetchCurrencies": False},
+    )
+    adapter = make_exchange(config, LiveClock())
+    assert isinstance(adapter, CcxtExchange)
+    adapter.ccxt.set_markets(list(markets))  # recorded markets: no market endpoint is needed
+    adapter._markets_loaded = True
+    return adapter
+
+
+def unsigned(query: dict[str, str]) -> dict[str, str]:
+    """A signed query (Binance, BingX) without its per-call timestamp and signature, after checking both are there."""
+    assert query.keys() >= {"timestamp", "signature"}
+    return {k: v for k, v in query.items() if k not in ("timestamp", "signature")}

@@ -8,43 +8,17 @@ failure path of every adapter is in test_adapters_wire.py.
 from __future__ import annotations
 
 import json
-import os
 from typing import Any
 
 import pytest
 
-from tests.adapters.recorded_venue import RecordedVenue, recorded, recorded_venue
-from twinstar.adapters import make_exchange
+from tests.adapters.recorded_venue import RecordedVenue, recorded, recorded_venue, unsigned, venue_adapter
 from twinstar.adapters.base import ErrorKind, OrderResult
 from twinstar.adapters.ccxt_base import CcxtExchange
 from twinstar.adapters.spot import SpotWithoutStops
-from twinstar.clock import LiveClock
-from twinstar.config import ExchangeConfig
 
 pytestmark = pytest.mark.anyio
 LTC_SWAP = "LTC/USDT:USDT"
-
-
-def _adapter(
-    exchange_id: str, venue: RecordedVenue, markets: dict[str, Any], market_type: str = "swap"
-) -> CcxtExchange:
-    os.environ["TWINSTAR_PARITY_KEY"] = "parity-api-key-0123456789"
-    os.environ["TWINSTAR_PARITY_SECRET"] = "parity-secret-abcdefghijklmnop"
-    os.environ["TWINSTAR_PARITY_PASS"] = "parity-passphrase"
-    config = ExchangeConfig(
-        id=exchange_id,
-        market_type="spot" if market_type == "spot" else "swap",
-        api_key_env="TWINSTAR_PARITY_KEY",
-        api_secret_env="TWINSTAR_PARITY_SECRET",
-        password_env="TWINSTAR_PARITY_PASS",
-        api_base_url=venue.base_url,
-        options={"fetchCurrencies": False},
-    )
-    adapter = make_exchange(config, LiveClock())
-    assert isinstance(adapter, CcxtExchange)
-    adapter.ccxt.set_markets(list(markets.values()))  # ccxt's recorded markets: no market endpoint is needed
-    adapter._markets_loaded = True
-    return adapter
 
 
 def _okx_replies() -> dict[tuple[str, str], list[Any]]:
@@ -73,7 +47,7 @@ OKX_FILLED = OrderResult.success(
 
 async def test_okx_market_order_is_read_back_for_its_fill() -> None:
     async with recorded_venue(_okx_replies()) as venue:
-        adapter = _adapter("okx", venue, recorded("okx")["markets"])
+        adapter = venue_adapter("okx", venue, recorded("okx")["markets"].values())
         try:
             placed = await adapter.place_market_order(LTC_SWAP, "buy", 1.04, client_order_id="tw-okx-1")
         finally:
@@ -97,7 +71,7 @@ async def test_okx_market_order_is_read_back_for_its_fill() -> None:
 
 async def test_okx_fetch_order_by_client_id() -> None:
     async with recorded_venue(_okx_replies()) as venue:
-        adapter = _adapter("okx", venue, recorded("okx")["markets"])
+        adapter = venue_adapter("okx", venue, recorded("okx")["markets"].values())
         try:
             found = await adapter.fetch_order(LTC_SWAP, "tw-okx-1")
         finally:
@@ -111,7 +85,7 @@ async def test_okx_fetch_order_by_client_id() -> None:
 
 async def test_okx_stop_is_a_native_reduce_only_trigger_algo_order() -> None:
     async with recorded_venue(_okx_replies()) as venue:
-        adapter = _adapter("okx", venue, recorded("okx")["markets"])
+        adapter = venue_adapter("okx", venue, recorded("okx")["markets"].values())
         try:
             stop = await adapter.update_stop_loss(LTC_SWAP, "long", 1.0, 60.004, client_order_id="tw-okx-sl")
         finally:
@@ -142,7 +116,7 @@ async def test_okx_stop_is_a_native_reduce_only_trigger_algo_order() -> None:
 
 async def test_okx_close_position_sells_the_recorded_position_reduce_only() -> None:
     async with recorded_venue(_okx_replies()) as venue:
-        adapter = _adapter("okx", venue, recorded("okx")["markets"])
+        adapter = venue_adapter("okx", venue, recorded("okx")["markets"].values())
         try:
             closed = await adapter.close_position(LTC_SWAP, client_order_id="tw-okx-close")
         finally:
@@ -168,7 +142,7 @@ async def test_okx_close_position_sells_the_recorded_position_reduce_only() -> N
 @pytest.mark.parametrize("exchange_id", ["upbit", "bithumb"])
 async def test_spot_venues_keep_synthetic_stops_and_say_so(exchange_id: str) -> None:
     async with recorded_venue({}) as venue:
-        adapter = _adapter(exchange_id, venue, {}, market_type="spot")
+        adapter = venue_adapter(exchange_id, venue, {}, market_type="spot")
         try:
             stop = await adapter.update_stop_loss("BTC/KRW", "long", 0.01, 60_000_000.0, client_order_id="tw-sl")
         finally:
@@ -191,7 +165,7 @@ LTC_BINGX = "LTC/USDT:USDT"
 
 def _bingx_adapter(venue: RecordedVenue) -> CcxtExchange:
     bingx = recorded("bingx")
-    adapter = _adapter("bingx", venue, {})
+    adapter = venue_adapter("bingx", venue, {})
     # The recorded market file predates ccxt's tick-size precision; ccxt's own parser turns the recorded raw
     # contract entry (its `info`) into the market 4.5.90 would have loaded.
     adapter.ccxt.set_markets([adapter.ccxt.parse_market(bingx["markets"][LTC_BINGX]["info"])])
@@ -220,12 +194,6 @@ BINGX_FILLED = OrderResult.success(
 )
 
 
-def _signed(query: dict[str, str]) -> dict[str, str]:
-    """A signed BingX query without its per-call timestamp and signature."""
-    assert query.keys() >= {"timestamp", "signature"}
-    return {k: v for k, v in query.items() if k not in ("timestamp", "signature")}
-
-
 async def test_bingx_market_order_is_read_back_by_client_id_for_its_fill() -> None:
     async with recorded_venue(_bingx_replies()) as venue:
         adapter = _bingx_adapter(venue)
@@ -236,7 +204,7 @@ async def test_bingx_market_order_is_read_back_by_client_id_for_its_fill() -> No
     assert type(placed) is OrderResult
     assert placed == BINGX_FILLED  # the ids-only create reply alone would have said open, filled 0
     [create] = venue.sent("POST", "/openApi/swap/v2/trade/order")
-    assert _signed(create.query) == {
+    assert unsigned(create.query) == {
         "clientOrderID": "tw-bingx-1",
         "positionSide": "BOTH",
         "quantity": "0.1",
@@ -245,7 +213,7 @@ async def test_bingx_market_order_is_read_back_by_client_id_for_its_fill() -> No
         "type": "MARKET",
     }
     [read] = venue.sent("GET", "/openApi/swap/v2/trade/order")
-    assert _signed(read.query) == {"clientOrderId": "tw-bingx-1", "symbol": "LTC-USDT"}
+    assert unsigned(read.query) == {"clientOrderId": "tw-bingx-1", "symbol": "LTC-USDT"}
 
 
 async def test_bingx_fetch_order_by_client_id_sends_no_order_id() -> None:
@@ -258,7 +226,7 @@ async def test_bingx_fetch_order_by_client_id_sends_no_order_id() -> None:
     assert type(found) is OrderResult
     assert found == BINGX_FILLED
     # ccxt's fetch_order(None, ...) would have sent orderId=None; the lookup is by client id alone.
-    assert [_signed(r.query) for r in venue.sent("GET", "/openApi/swap/v2/trade/order")] == [
+    assert [unsigned(r.query) for r in venue.sent("GET", "/openApi/swap/v2/trade/order")] == [
         {"clientOrderId": "tw-bingx-1", "symbol": "LTC-USDT"}
     ]
 
@@ -282,7 +250,7 @@ async def test_bingx_stop_is_a_native_reduce_only_trigger_order() -> None:
     assert (stop.requested_qty, stop.filled_qty, stop.avg_price) == (0.1, 0.0, 0.0)
     assert adapter.supports_native_stop
     [sent] = venue.sent("POST", "/openApi/swap/v2/trade/order")
-    assert _signed(sent.query) == {
+    assert unsigned(sent.query) == {
         "clientOrderID": "tw-bingx-sl",
         "positionSide": "BOTH",
         "quantity": "0.1",
@@ -305,7 +273,7 @@ async def test_bingx_close_position_sells_the_recorded_position_reduce_only() ->
     # The read-back is served the one recorded filled order (a 0.1 LTC reduce-only market sell): its fields come back.
     assert closed == BINGX_FILLED
     [create] = venue.sent("POST", "/openApi/swap/v2/trade/order")
-    assert _signed(create.query) == {  # the recorded position: 0.1 LTC long
+    assert unsigned(create.query) == {  # the recorded position: 0.1 LTC long
         "clientOrderID": "tw-bingx-close",
         "positionSide": "BOTH",
         "quantity": "0.1",
@@ -315,14 +283,14 @@ async def test_bingx_close_position_sells_the_recorded_position_reduce_only() ->
         "type": "MARKET",
     }
     [read] = venue.sent("GET", "/openApi/swap/v2/trade/order")
-    assert _signed(read.query) == {"clientOrderId": "tw-bingx-close", "symbol": "LTC-USDT"}
+    assert unsigned(read.query) == {"clientOrderId": "tw-bingx-close", "symbol": "LTC-USDT"}
 
 
 async def test_an_order_whose_fill_cannot_be_read_back_is_ambiguous_never_filled_zero() -> None:
     replies = _okx_replies()
     del replies["GET", "/api/v5/trade/order"]  # the venue took the order; reading it back fails (404)
     async with recorded_venue(replies) as venue:
-        adapter = _adapter("okx", venue, recorded("okx")["markets"])
+        adapter = venue_adapter("okx", venue, recorded("okx")["markets"].values())
         try:
             placed = await adapter.place_market_order(LTC_SWAP, "buy", 1.0, client_order_id="tw-okx-2")
         finally:

@@ -9,18 +9,14 @@ returned it, and an LTC-USDT position from `GET /api/v2/mix/position/all-positio
 from __future__ import annotations
 
 import json
-import os
 from typing import Any
 
 import pytest
 
-from tests.adapters.recorded_venue import RecordedVenue, recorded, recorded_venue
-from twinstar.adapters import make_exchange
+from tests.adapters.recorded_venue import RecordedVenue, recorded, recorded_venue, venue_adapter
 from twinstar.adapters.base import OrderResult
 from twinstar.adapters.bitget import Bitget
 from twinstar.adapters.ccxt_base import CcxtExchange
-from twinstar.clock import LiveClock
-from twinstar.config import ExchangeConfig
 
 pytestmark = pytest.mark.anyio
 LTC = "LTC/USDT:USDT"
@@ -60,22 +56,8 @@ def _replies(client_oid: str) -> dict[tuple[str, str], list[Any]]:
 
 def _bitget(venue: RecordedVenue) -> CcxtExchange:
     """The Bitget adapter as `make_exchange` builds it, pointed at the venue, with the recorded market."""
-    os.environ["TWINSTAR_PARITY_KEY"] = "parity-api-key-0123456789"
-    os.environ["TWINSTAR_PARITY_SECRET"] = "parity-secret-abcdefghijklmnop"
-    os.environ["TWINSTAR_PARITY_PASS"] = "parity-passphrase"
-    config = ExchangeConfig(
-        id="bitget",
-        market_type="swap",
-        api_key_env="TWINSTAR_PARITY_KEY",
-        api_secret_env="TWINSTAR_PARITY_SECRET",
-        password_env="TWINSTAR_PARITY_PASS",
-        api_base_url=venue.base_url,
-        options={"fetchCurrencies": False},
-    )
-    adapter = make_exchange(config, LiveClock())
+    adapter = venue_adapter("bitget", venue, recorded("bitget")["markets"].values())
     assert isinstance(adapter, Bitget)
-    adapter.ccxt.set_markets(list(recorded("bitget")["markets"].values()))  # no market endpoint is needed
-    adapter._markets_loaded = True
     return adapter
 
 

@@ -17,14 +17,12 @@ from urllib.parse import parse_qsl
 import anyio
 import pytest
 
-from tests.adapters.recorded_venue import RecordedVenue, Request, recorded, recorded_venue
-from twinstar.adapters import VENUES, make_exchange
+from tests.adapters.recorded_venue import RecordedVenue, Request, recorded, recorded_venue, unsigned, venue_adapter
+from twinstar.adapters import VENUES
 from twinstar.adapters.base import ErrorKind, OrderResult
 from twinstar.adapters.ccxt_base import CcxtExchange
 from twinstar.adapters.lighter import client_order_index, signer_library_path
 from twinstar.adapters.spot import SpotWithoutStops
-from twinstar.clock import LiveClock
-from twinstar.config import ExchangeConfig
 
 pytestmark = pytest.mark.anyio
 
@@ -88,17 +86,7 @@ BINANCE_FULL = {
 
 
 def _binance_spot(venue: RecordedVenue) -> CcxtExchange:
-    os.environ["TWINSTAR_PARITY_KEY"] = "parity-api-key-0123456789"
-    os.environ["TWINSTAR_PARITY_SECRET"] = "parity-secret-abcdefghijklmnop"
-    config = ExchangeConfig(
-        id="binance",
-        market_type="spot",
-        api_key_env="TWINSTAR_PARITY_KEY",
-        api_secret_env="TWINSTAR_PARITY_SECRET",
-        api_base_url=venue.base_url,
-        options={"fetchCurrencies": False},
-    )
-    adapter = make_exchange(config, LiveClock())
+    adapter = venue_adapter("binance", venue, [], market_type="spot")
     assert type(adapter) is SpotWithoutStops  # no quirk module: the generic spot path
     # The recorded market file predates ccxt's tick-size precision; ccxt's own parser turns the recorded raw
     # exchangeInfo entries into the markets 4.5.90 would have loaded.
@@ -106,14 +94,7 @@ def _binance_spot(venue: RecordedVenue) -> CcxtExchange:
     # load_markets fills these from margin endpoints this venue does not serve; parse_market reads them.
     adapter.ccxt.options.update(crossMarginPairsData=[], isolatedMarginPairsData=[])
     adapter.ccxt.set_markets([adapter.ccxt.parse_market(info) for info in infos.values()])
-    adapter._markets_loaded = True
     return adapter
-
-
-def _signed(query: dict[str, str]) -> dict[str, str]:
-    """A signed Binance query without its per-call timestamp and signature."""
-    assert query.keys() >= {"timestamp", "signature"}
-    return {k: v for k, v in query.items() if k not in ("timestamp", "signature")}
 
 
 def test_binance_is_outside_the_venue_quirk_modules() -> None:
@@ -144,7 +125,7 @@ async def test_binance_spot_market_order_reads_its_fill_from_the_full_reply() ->
     assert not type(adapter).read_back_fills
     assert [r.path for r in venue.requests] == ["/api/v3/order"]
     [create] = venue.sent("POST", "/api/v3/order")
-    assert _signed(dict(parse_qsl(create.body))) == {
+    assert unsigned(dict(parse_qsl(create.body))) == {
         "symbol": "BTCUSDT",
         "side": "SELL",
         "newClientOrderId": "tw-bn-1",
@@ -176,7 +157,7 @@ async def test_binance_spot_fetch_order_by_client_id_sends_orig_client_order_id(
         timestamp_ms=1_679_571_174_472,
     )
     [read] = venue.sent("GET", "/api/v3/order")
-    assert _signed(read.query) == {"symbol": "LTCUSDT", "origClientOrderId": "tw-bn-2", "recvWindow": "10000"}
+    assert unsigned(read.query) == {"symbol": "LTCUSDT", "origClientOrderId": "tw-bn-2", "recvWindow": "10000"}
 
 
 async def test_binance_spot_stop_is_synthetic_and_nothing_is_sent() -> None:
@@ -230,7 +211,7 @@ async def test_binance_spot_close_position_sells_the_held_balance() -> None:
     assert (closed.ok, closed.filled_qty, closed.status) == (True, 10.0, "filled")
     assert [r.path for r in venue.requests] == ["/api/v3/account", "/api/v3/order"]
     [sell] = venue.sent("POST", "/api/v3/order")
-    body = _signed(dict(parse_qsl(sell.body)))
+    body = unsigned(dict(parse_qsl(sell.body)))
     assert (body["side"], body["type"], body["quantity"], body["newClientOrderId"]) == (
         "SELL",
         "MARKET",

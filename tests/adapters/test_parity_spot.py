@@ -14,8 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.adapters.recorded_venue import RecordedVenue, recorded, recorded_venue
-from tests.adapters.test_adapter_parity import _adapter
+from tests.adapters.recorded_venue import RecordedVenue, recorded, recorded_venue, venue_adapter
 from twinstar.adapters.base import ErrorKind, OrderResult
 from twinstar.adapters.ccxt_base import CcxtExchange
 from twinstar.adapters.spot import Bithumb, SpotWithoutStops, Upbit
@@ -97,7 +96,7 @@ def _upbit_replies() -> dict[tuple[str, str], list[Any]]:
 
 
 def _upbit(venue: RecordedVenue) -> CcxtExchange:
-    adapter = _adapter("upbit", venue, recorded("upbit")["markets"], market_type="spot")
+    adapter = venue_adapter("upbit", venue, recorded("upbit")["markets"].values(), market_type="spot")
     assert type(adapter) is Upbit
     return adapter
 
@@ -243,7 +242,7 @@ def _bithumb_replies(side: str = "ask", ord_type: str = "market") -> dict[tuple[
 
 
 def _bithumb(venue: RecordedVenue) -> CcxtExchange:
-    adapter = _adapter("bithumb", venue, recorded("bithumb")["markets"], market_type="spot")
+    adapter = venue_adapter("bithumb", venue, recorded("bithumb")["markets"].values(), market_type="spot")
     assert type(adapter) is Bithumb
     return adapter
 
@@ -339,7 +338,7 @@ async def test_bithumb_close_position_sells_the_held_balance() -> None:
 @pytest.mark.parametrize("exchange_id", ["upbit", "bithumb"])
 async def test_update_stop_loss_is_refused_on_the_wire_free_path(exchange_id: str) -> None:
     async with recorded_venue({}) as venue:
-        adapter = _adapter(exchange_id, venue, recorded(exchange_id)["markets"], market_type="spot")
+        adapter = venue_adapter(exchange_id, venue, recorded(exchange_id)["markets"].values(), market_type="spot")
         try:
             stop = await adapter.update_stop_loss(BTC_KRW, "long", 0.01, 40_000_000.0, client_order_id="tw-sl")
         finally:
