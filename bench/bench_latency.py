@@ -25,26 +25,12 @@ import uvloop
 sys.path.insert(0, str(Path(__file__).parents[1]))
 
 from twinstar import Config, Kernel
-from twinstar.bus.events import CandleClosed
 from twinstar.clock import LiveClock
-from twinstar.handlers.strategy import STRATEGIES, Signal
+from twinstar.handlers.strategy import STRATEGIES
 from twinstar.live import live_components
-from twinstar.testing import venue
+from twinstar.testing import Flip, venue
 
 MIN = 60_000
-
-
-class Flip:
-    """Signals the other side on every candle."""
-
-    name = "flip"
-
-    def __init__(self) -> None:
-        self.side = "sell"
-
-    def on_candle(self, candle: CandleClosed) -> Signal:
-        self.side = "buy" if self.side == "sell" else "sell"
-        return Signal(self.side, 0.0, "flip")  # type: ignore[arg-type]
 
 
 def percentile(values: list[float], q: float) -> float:

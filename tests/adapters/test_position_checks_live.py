@@ -17,24 +17,12 @@ from twinstar.adapters import make_exchange
 from twinstar.bus.events import CandleClosed, OrderPlaced, PositionOpened
 from twinstar.clock import LiveClock
 from twinstar.handlers import build_pipeline
-from twinstar.handlers.strategy import STRATEGIES, Signal
+from twinstar.handlers.strategy import STRATEGIES
+from twinstar.testing import Flip
 from twinstar.testing.venue import Venue, venue
 
 pytestmark = pytest.mark.anyio
 SECOND_MS = 1_000
-
-
-class Flip:
-    """Signals the other side on every candle."""
-
-    name = "flip"
-
-    def __init__(self) -> None:
-        self.side = "sell"
-
-    def on_candle(self, candle: CandleClosed) -> Signal:
-        self.side = "buy" if self.side == "sell" else "sell"
-        return Signal(self.side, 0.0, "flip")  # type: ignore[arg-type]
 
 
 async def _session(v: Venue, strategy: str, risk: str, closes: list[float]) -> tuple[Tap, list[int]]:
