@@ -275,8 +275,9 @@ class PositionHandler:
                 return None
             if check:
                 return self._maintain(position, candle, check=True)
-        trail = self._trail_to(position, candle)
-        return None if trail is None else self._move_stop(position, trail)
+        if self._trail_to(position, candle) is None:
+            return None
+        return self._maintain(position, candle, check=False)
 
     def _trail_to(self, position: OpenPosition, candle: CandleClosed) -> float | None:
         """The tighter stop this close calls for, or None (trailing off, or under the minimum step)."""
@@ -290,9 +291,6 @@ class PositionHandler:
             return trail if trail - position.stop_price >= step else None
         trail = close * (1 + risk.stop_loss_pct / 100)
         return trail if position.stop_price - trail >= step else None
-
-    async def _move_stop(self, position: OpenPosition, stop_price: float) -> None:
-        await self._set_stop(position, stop_price)
 
     async def _maintain(self, position: OpenPosition, candle: CandleClosed, *, check: bool) -> None:
         """Check the exchange's position if asked, then trail the stop to `candle`."""
