@@ -294,18 +294,7 @@ class StreamCandleFeed(_WatchedFeed):
     candle still being traded is never taken for a closed one.
     """
 
-    def __init__(
-        self,
-        exchange: CcxtExchange,
-        symbol: str,
-        interval: str,
-        clock: Clock,
-        *,
-        silence_s: float | None = None,
-        backoff_s: tuple[float, ...] = (1.0, 2.0, 5.0, 10.0, 30.0),
-    ) -> None:
-        super().__init__(exchange, symbol, interval, clock, silence_s=silence_s, backoff_s=backoff_s)
-        self._current: Bar | None = None  # the stream's candle still being traded
+    _current: Bar | None = None  # the stream's candle still being traded
 
     async def _watch(self) -> Any:
         return await self.exchange.ccxt.watch_ohlcv(self.symbol, self.interval)
