@@ -151,7 +151,7 @@ async def test_spot_venues_keep_synthetic_stops_and_say_so(exchange_id: str) -> 
     assert not adapter.supports_native_stop
     assert stop == OrderResult.failure(
         ErrorKind.NOT_SUPPORTED,
-        f"{exchange_id} spot: no stop order is placed; the kernel keeps a synthetic stop",
+        f"{exchange_id}: no stop order is placed; the kernel keeps a synthetic stop",
         client_order_id="tw-sl",
         requested_qty=0.01,
     )

@@ -172,7 +172,7 @@ async def test_binance_spot_stop_is_synthetic_and_nothing_is_sent() -> None:
     assert not adapter.supports_native_stop
     assert stop == OrderResult.failure(
         ErrorKind.NOT_SUPPORTED,
-        "binance spot: no stop order is placed; the kernel keeps a synthetic stop",
+        "binance: no stop order is placed; the kernel keeps a synthetic stop",
         client_order_id="tw-bn-sl",
         requested_qty=0.1,
     )
@@ -313,8 +313,7 @@ def _lighter_order(index: int, *, ask: bool, amount: str, worst: str, quote: str
 
 
 def _lighter_replies() -> dict[tuple[str, str], list[Any]]:
-    lighter_static = recorded("lighter")
-    positions = json.loads((Path(__file__).parent / "data" / "lighter.extract.json").read_text())
+    extract = json.loads((Path(__file__).parent / "data" / "lighter.extract.json").read_text())["methods"]
     inactive = [
         # The buy: 0.05 ETH at the recorded best ask 3430.00 (worst price 3430 * 1.05).
         _lighter_order(
@@ -336,13 +335,13 @@ def _lighter_replies() -> dict[tuple[str, str], list[Any]]:
         ),
     ]
     return {
-        ("GET", "/api/v1/orderBookOrders"): [lighter_static["fetchOrderBook"]],
+        ("GET", "/api/v1/orderBookOrders"): [extract["fetchOrderBook"][0]["httpResponse"]],
         ("GET", "/api/v1/nextNonce"): [NEXT_NONCE],
         ("POST", "/api/v1/sendTx"): [SEND_TX],
         ("GET", "/api/v1/accountLimits"): [ACCOUNT_LIMITS],
         ("GET", "/api/v1/accountActiveOrders"): [{"code": 200, "orders": []}],  # Orders, empty: nothing rests
         ("GET", "/api/v1/accountInactiveOrders"): [{"code": 200, "orders": inactive}],
-        ("GET", "/api/v1/account"): [positions["methods"]["fetchPositions"][0]["httpResponse"]],
+        ("GET", "/api/v1/account"): [extract["fetchPositions"][0]["httpResponse"]],
     }
 
 
@@ -394,7 +393,7 @@ async def test_lighter_order_methods_over_the_wire_with_the_real_signer() -> Non
     assert found == bought
     assert stop == OrderResult.failure(
         ErrorKind.NOT_SUPPORTED,
-        "lighter has no stop orders in ccxt; the kernel keeps a synthetic stop",
+        "lighter: no stop order is placed; the kernel keeps a synthetic stop",
         client_order_id="tw-lt-sl",
         requested_qty=0.05,
     )

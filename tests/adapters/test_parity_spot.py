@@ -347,7 +347,7 @@ async def test_update_stop_loss_is_refused_on_the_wire_free_path(exchange_id: st
     assert type(stop) is OrderResult
     assert stop == OrderResult.failure(
         ErrorKind.NOT_SUPPORTED,
-        f"{exchange_id} spot: no stop order is placed; the kernel keeps a synthetic stop",
+        f"{exchange_id}: no stop order is placed; the kernel keeps a synthetic stop",
         client_order_id="tw-sl",
         requested_qty=0.01,
     )

@@ -59,7 +59,7 @@ class CcxtExchange:
     exchange_id: ClassVar[str] = ""
     #: Whether stops rest on the venue; False makes the kernel keep a synthetic stop.
     native_stop: ClassVar[bool] = True
-    #: Whether the venue's create reply holds only ids (OKX, BingX, Bybit): then the fill is read back.
+    #: Whether the venue's create reply is not the fill (ids only, or "open"): then the fill is read back.
     read_back_fills: ClassVar[bool] = False
 
     def __init__(
@@ -188,6 +188,10 @@ class CcxtExchange:
             params["reduceOnly"] = True
         return params
 
+    async def market_order_price(self, symbol: str, side: Side) -> float | None:
+        """The price ccxt needs beside a market order on this venue; most need none."""
+        return None
+
     def stop_params(self, position_side: PositionSide, stop_price: float, client_order_id: str) -> dict[str, Any]:
         """ccxt params that turn a market order into a reduce-only stop."""
         return {"triggerPrice": stop_price, "reduceOnly": True, "clientOrderId": client_order_id}
@@ -209,8 +213,9 @@ class CcxtExchange:
         try:
             await self._markets()
             amount = self._amount(symbol, qty)
+            price = await self.market_order_price(symbol, side)
             order = await self.ccxt.create_order(
-                symbol, "market", side, amount, None, self.order_params(client_order_id, reduce_only)
+                symbol, "market", side, amount, price, self.order_params(client_order_id, reduce_only)
             )
         except Exception as exc:
             return self._failure(exc, client_order_id, qty)
@@ -238,7 +243,17 @@ class CcxtExchange:
     async def update_stop_loss(
         self, symbol: str, position_side: PositionSide, qty: float, stop_price: float, *, client_order_id: str
     ) -> OrderResult:
-        """Place the new stop, then cancel the old one (the old one stays if anything fails)."""
+        """Place the new stop, then cancel the old one (the old one stays if anything fails).
+
+        Where stops are synthetic (`native_stop` False) nothing is sent: NOT_SUPPORTED.
+        """
+        if not self.native_stop:
+            return OrderResult.failure(
+                ErrorKind.NOT_SUPPORTED,
+                f"{self.name}: no stop order is placed; the kernel keeps a synthetic stop",
+                client_order_id=client_order_id,
+                requested_qty=qty,
+            )
         side: Side = "sell" if position_side == "long" else "buy"
         try:
             await self._markets()

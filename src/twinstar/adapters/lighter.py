@@ -17,7 +17,7 @@ Lighter's earlier candle body, `{"candlesticks": [{"timestamp","open",...,"volum
 `fetch_ohlcv` reads that shape itself (`parse_candles`): both are supported.
 
 Orders: a Lighter market order carries a worst acceptable price (ccxt requires one), so
-`place_market_order` takes the best opposite price of the book and allows `market_slippage`
+`market_order_price` takes the best opposite price of the book and allows `market_slippage`
 through it. Lighter's client id is an integer (`ClientOrderIndex`, 48 bits): the kernel's
 client id is sent as its `client_order_index` (a hash, see `client_order_index`).
 `sendTx` answers with a transaction hash only, so the fill is read back: ccxt 4.5.90 has
@@ -43,9 +43,9 @@ from typing import Any, ClassVar
 
 import ccxt
 
-from twinstar.adapters.base import Bar, ErrorKind, OrderResult
+from twinstar.adapters.base import Bar
 from twinstar.adapters.ccxt_base import CcxtExchange
-from twinstar.bus.events import PositionSide, Side
+from twinstar.bus.events import Side
 from twinstar.clock import Clock
 from twinstar.config import ExchangeConfig
 
@@ -110,26 +110,12 @@ class Lighter(CcxtExchange):
         params = super().order_params(client_order_id, reduce_only)
         return {**params, "clientOrderId": client_order_index(client_order_id)}
 
-    async def place_market_order(
-        self, symbol: str, side: Side, qty: float, *, client_order_id: str, reduce_only: bool = False
-    ) -> OrderResult:
-        """Send a market order whose worst price is `market_slippage` through the best opposite price."""
-        try:
-            await self._markets()
-            book = await self.ccxt.fetch_order_book(symbol, 1)
-            best = float((book["asks"] if side == "buy" else book["bids"])[0][0])
-            worst = best * (1 + self.market_slippage) if side == "buy" else best * (1 - self.market_slippage)
-            await self.ccxt.create_order(
-                symbol,
-                "market",
-                side,
-                self._amount(symbol, qty),
-                self._price(symbol, worst),
-                self.order_params(client_order_id, reduce_only),
-            )
-        except Exception as exc:
-            return self._failure(exc, client_order_id, qty)
-        return await self.read_back(symbol, client_order_id, qty)
+    async def market_order_price(self, symbol: str, side: Side) -> float | None:
+        """A market order's worst price: `market_slippage` through the best opposite price of the book."""
+        book = await self.ccxt.fetch_order_book(symbol, 1)
+        best = float((book["asks"] if side == "buy" else book["bids"])[0][0])
+        worst = best * (1 + self.market_slippage) if side == "buy" else best * (1 - self.market_slippage)
+        return self._price(symbol, worst)
 
     async def find_order(self, symbol: str, client_order_id: str) -> dict[str, Any]:
         """Find the order by its client index among the active, then the inactive orders."""
@@ -139,17 +125,6 @@ class Lighter(CcxtExchange):
                 if str((order.get("info") or {}).get("client_order_index")) == index:
                     return {**order, "clientOrderId": client_order_id}
         raise ccxt.OrderNotFound(f"lighter: no order with client_order_index {index} ({client_order_id})")
-
-    async def update_stop_loss(
-        self, symbol: str, position_side: PositionSide, qty: float, stop_price: float, *, client_order_id: str
-    ) -> OrderResult:
-        """Refuse: no trigger orders for Lighter in ccxt 4.5.90 (supports_native_stop is False)."""
-        return OrderResult.failure(
-            ErrorKind.NOT_SUPPORTED,
-            "lighter has no stop orders in ccxt; the kernel keeps a synthetic stop",
-            client_order_id=client_order_id,
-            requested_qty=qty,
-        )
 
     async def fetch_ohlcv(
         self, symbol: str, interval: str, *, since_ms: int | None = None, limit: int = 500

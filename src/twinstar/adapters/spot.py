@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from twinstar.adapters.base import ErrorKind, OrderResult, Position
+from twinstar.adapters.base import Position
 from twinstar.adapters.ccxt_base import CcxtExchange
-from twinstar.bus.events import PositionSide, Side
+from twinstar.bus.events import Side
 
 
 class SpotWithoutStops(CcxtExchange):
@@ -23,17 +23,6 @@ class SpotWithoutStops(CcxtExchange):
     def order_params(self, client_order_id: str, reduce_only: bool) -> dict[str, Any]:
         """Spot has no reduce-only flag: a sell of the held amount reduces by nature."""
         return {"clientOrderId": client_order_id}
-
-    async def update_stop_loss(
-        self, symbol: str, position_side: PositionSide, qty: float, stop_price: float, *, client_order_id: str
-    ) -> OrderResult:
-        """Refuse: stops are synthetic here (supports_native_stop is False)."""
-        return OrderResult.failure(
-            ErrorKind.NOT_SUPPORTED,
-            f"{self.name} spot: no stop order is placed; the kernel keeps a synthetic stop",
-            client_order_id=client_order_id,
-            requested_qty=qty,
-        )
 
     async def fetch_position(self, symbol: str) -> Position | None:
         """A spot position is the held base currency."""
@@ -53,27 +42,11 @@ class KrwSpot(SpotWithoutStops):
     # Upbit answers state "wait" with executed_volume 0, Bithumb the ids only.
     read_back_fills = True
 
-    async def place_market_order(
-        self, symbol: str, side: Side, qty: float, *, client_order_id: str, reduce_only: bool = False
-    ) -> OrderResult:
-        """Send a market order; a buy spends `qty` times the last price in quote currency.
-
-        Upbit and Bithumb take a market buy as the quote amount to spend (`ord_type` "price"),
-        so ccxt needs a price to turn the kernel's base quantity into that amount.
-        """
+    async def market_order_price(self, symbol: str, side: Side) -> float | None:
+        """A market buy spends quote currency (`ord_type` "price"): ccxt turns qty x last price into that amount."""
         if side == "sell":
-            return await super().place_market_order(
-                symbol, side, qty, client_order_id=client_order_id, reduce_only=reduce_only
-            )
-        try:
-            await self._markets()
-            last = float((await self.ccxt.fetch_ticker(symbol))["last"])
-            await self.ccxt.create_order(
-                symbol, "market", side, self._amount(symbol, qty), last, self.order_params(client_order_id, reduce_only)
-            )
-        except Exception as exc:
-            return self._failure(exc, client_order_id, qty)
-        return await self.read_back(symbol, client_order_id, qty)
+            return None
+        return float((await self.ccxt.fetch_ticker(symbol))["last"])
 
 
 class Upbit(KrwSpot):
