@@ -96,6 +96,15 @@ class RiskConfig(_Section, frozen=True, kw_only=True, forbid_unknown_fields=True
     # reaches the stop): catches fills and changes made outside the bot.
     reconcile_every: int = 5
     sl_retry_backoff_s: list[float] = msgspec.field(default_factory=lambda: [1.0, 2.0, 3.0])
+    # A position found on the exchange with no stop of ours (after a crash, a manual trade):
+    # "protect" places a stop at once, "close" closes it at market.
+    on_unprotected: Literal["protect", "close"] = "protect"
+    # Live: compare every position, order and stop with the exchange this often (and after
+    # every reconnect, and on the venue's private order stream where it has one).
+    reconcile_interval_s: float = 60.0
+    # A failed emergency close is tried again on this backoff (the last value repeats) until
+    # the position is flat or protected.
+    emergency_retry_s: list[float] = msgspec.field(default_factory=lambda: [1.0, 2.0, 5.0, 10.0])
 
 
 class ExecutionConfig(_Section, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -111,6 +120,15 @@ class StorageConfig(_Section, frozen=True, kw_only=True, forbid_unknown_fields=T
 
     dir: str = ""
     flush_every: int = 500
+
+
+class JournalConfig(_Section, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The order-intent journal of a live kernel (see `handlers.journal`)."""
+
+    # Folder of the journal, one file per exchange; kept across runs, so a restart finds it.
+    dir: str = "state"
+    # fsync every record: survives a power cut too, at up to milliseconds per order.
+    fsync: bool = False
 
 
 class DataConfig(_Section, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -132,6 +150,7 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     storage: StorageConfig = msgspec.field(default_factory=StorageConfig)
     data: DataConfig = msgspec.field(default_factory=DataConfig)
     kernel: KernelConfig = msgspec.field(default_factory=KernelConfig)
+    journal: JournalConfig = msgspec.field(default_factory=JournalConfig)
 
     @classmethod
     def load(cls, path: str | Path) -> Config:
@@ -180,3 +199,7 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
             raise ConfigError("risk.position_fraction must be in (0, 10]")
         if self.risk.stop_loss_pct <= 0:
             raise ConfigError("risk.stop_loss_pct must be positive: every position has a stop")
+        if self.risk.reconcile_interval_s <= 0:
+            raise ConfigError("risk.reconcile_interval_s must be positive")
+        if not self.risk.emergency_retry_s or min(self.risk.emergency_retry_s) <= 0:
+            raise ConfigError("risk.emergency_retry_s must hold positive waits")

@@ -18,6 +18,7 @@ from twinstar.bus.record import Recorder
 from twinstar.clock import Clock
 from twinstar.config import Config
 from twinstar.handlers import build_pipeline
+from twinstar.handlers.journal import Journal
 from twinstar.handlers.storage import CandleStorage
 from twinstar.kernel import Component
 from twinstar.timesync import TimeSync
@@ -62,11 +63,16 @@ def live_components(config: Config, clock: Clock, run_dir: Path | None = None) -
     exchange = make_exchange(config.exchange, clock)
     stamp = dt.datetime.now(tz=dt.UTC).strftime("%Y%m%d-%H%M%S")
     run_dir = run_dir or Path("runs") / f"{stamp}-live-{config.exchange.id}"
+    # Kept across runs (not in the run folder): a restarted kernel finds what the last one sent.
+    journal = Journal(Path(config.journal.dir) / f"{exchange.name}.journal", fsync=config.journal.fsync)
+    timesync = TimeSync(exchange, clock)
+    if isinstance(exchange, CcxtExchange):
+        exchange.resync_clock = timesync.sync_once  # a timestamp rejection resyncs, then retries once
     parts: list[Component] = [
         AdapterSession(exchange),  # stopped last: components stop in reverse order
         Recorder(run_dir / "events.tws", config=config.to_dict(), meta={"kind": "live"}),
-        TimeSync(exchange, clock),
-        *build_pipeline(config, clock, exchange),
+        timesync,
+        *build_pipeline(config, clock, exchange, journal=journal),
         *(_feed(config, exchange, symbol, clock) for symbol in config.symbols),
     ]
     if config.storage.dir:

@@ -37,7 +37,11 @@ async def test_live_session_trades_through_the_adapter(tmp_path: Path) -> None:
             '[strategy]\nname = "sma_cross"\nparams = { fast = 2, slow = 3 }\n'
             "[risk]\nposition_fraction = 0.05\nstop_loss_pct = 2.0\n"
         )
-        config = msgspec.structs.replace(config, kernel=msgspec.structs.replace(config.kernel, drain_timeout_s=5))
+        config = msgspec.structs.replace(
+            config,
+            kernel=msgspec.structs.replace(config.kernel, drain_timeout_s=5),
+            journal=msgspec.structs.replace(config.journal, dir=str(tmp_path / "state")),
+        )
         clock = LiveClock()
         parts = live_components(config, clock, run_dir=tmp_path)
         for part in parts:

@@ -129,6 +129,23 @@ class Position(msgspec.Struct, frozen=True, kw_only=True):
     entry_price: float
 
 
+class OpenOrder(msgspec.Struct, frozen=True, kw_only=True):
+    """An order resting on the venue: a plain order, or a stop (`stop_price` > 0)."""
+
+    symbol: str
+    order_id: str
+    client_order_id: str
+    side: Side
+    qty: float  # base units, as the kernel counts
+    stop_price: float = 0.0
+    reduce_only: bool = False
+
+    @property
+    def is_stop(self) -> bool:
+        """Whether this is a trigger (stop) order."""
+        return self.stop_price > 0
+
+
 class Balance(msgspec.Struct, frozen=True, kw_only=True):
     """Free and total amount of the quote (margin) currency."""
 
@@ -162,6 +179,15 @@ class Exchange(Protocol):
     @property
     def supports_native_stop(self) -> bool:
         """Whether stops rest on the exchange; if not, the kernel keeps a synthetic stop."""
+        ...
+
+    @property
+    def request_expiry_ms(self) -> int | None:
+        """How long after it was signed a request can still execute (its receive window).
+
+        None when the venue gives no such guarantee: an order whose outcome is
+        unknown is then never sent again, only looked up.
+        """
         ...
 
     async def place_market_order(
@@ -198,6 +224,18 @@ class Exchange(Protocol):
 
     async def close_position(self, symbol: str, *, client_order_id: str) -> OrderResult:
         """Close the whole position at market (reduce-only) and cancel its stops."""
+        ...
+
+    async def fetch_open_orders(self, symbol: str) -> list[OpenOrder]:
+        """Return every order resting for `symbol`, plain and stop orders alike."""
+        ...
+
+    async def cancel_order(self, symbol: str, order: OpenOrder) -> OrderResult:
+        """Cancel one resting order (ORDER_NOT_FOUND when it is no longer open)."""
+        ...
+
+    def adopt_stop(self, symbol: str, order: OpenOrder | None) -> None:
+        """Take `order` as the stop in force for `symbol` (found at reconciliation), or forget it."""
         ...
 
     async def fetch_position(self, symbol: str) -> Position | None:

@@ -14,3 +14,4 @@ class BinanceUsdm(CcxtExchange):
     """Binance USD-M perpetuals (ccxt `binanceusdm`)."""
 
     exchange_id = "binanceusdm"
+    has_recv_window = True

@@ -36,6 +36,7 @@ class Bybit(CcxtExchange):
 
     exchange_id = "bybit"
     read_back_fills = True
+    has_recv_window = True
 
     @property
     def _contracts(self) -> bool:

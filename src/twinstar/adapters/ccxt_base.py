@@ -10,15 +10,26 @@ scrubbed of credentials before they go anywhere.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar, Final
 
+import ccxt
 import ccxt.async_support as ccxt_async
 import ccxt.pro as ccxt_pro
 
-from twinstar.adapters.base import Balance, Bar, ErrorKind, ExchangeError, OrderResult, OrderStatus, Position
+from twinstar.adapters.base import (
+    Balance,
+    Bar,
+    ErrorKind,
+    ExchangeError,
+    OpenOrder,
+    OrderResult,
+    OrderStatus,
+    Position,
+)
 from twinstar.adapters.errors import classify
 from twinstar.bus.events import PositionSide, Side
-from twinstar.clock import Clock
+from twinstar.clock import Clock, LiveClock
 from twinstar.config import ExchangeConfig
 from twinstar.ratelimit import shared_limiter
 
@@ -61,6 +72,10 @@ class CcxtExchange:
     native_stop: ClassVar[bool] = True
     #: Whether the venue's create reply is not the fill (ids only, or "open"): then the fill is read back.
     read_back_fills: ClassVar[bool] = False
+    #: Whether the venue refuses a signed request older than ccxt's `options["recvWindow"]` (ms).
+    has_recv_window: ClassVar[bool] = False
+    #: Attempts at cancelling a replaced stop before leaving it to the reconciler's sweep.
+    cancel_attempts: ClassVar[int] = 3
 
     def __init__(
         self,
@@ -94,8 +109,14 @@ class CcxtExchange:
         capacity = float(per_window) if per_window else window_s * 1000 / float(self.ccxt.rateLimit or 50)
         self.limiter = shared_limiter(self._id, credentials.get("apiKey", ""), capacity, window_s, clock)
         self._install_limiter()
+        if isinstance(clock, LiveClock):
+            # Every timestamp ccxt signs is the kernel's exchange-corrected time, so a skewed host clock
+            # never meets recvWindow rejections; TimeSync keeps the offset fresh.
+            self.ccxt.milliseconds = clock.now_ms
         self._stops: dict[str, dict[str, Any]] = {}  # symbol -> the resting stop order as ccxt returned it
         self._markets_loaded = False
+        #: Measures the exchange clock again (set by TimeSync); awaited once after a timestamp rejection.
+        self.resync_clock: Callable[[], Awaitable[object]] | None = None
 
     def _install_limiter(self) -> None:
         """Route ccxt's throttle through the shared limiter and learn from response headers."""
@@ -132,6 +153,24 @@ class CcxtExchange:
         """Whether the venue keeps stop orders itself (see `native_stop`)."""
         return self.native_stop
 
+    @property
+    def request_expiry_ms(self) -> int | None:
+        """recvWindow plus the venue's 1 s tolerance for early stamps, where the venue enforces one."""
+        if not self.has_recv_window:
+            return None
+        return int(self.ccxt.options.get("recvWindow") or 5_000) + 1_000
+
+    async def _signed(self, method: str, *args: Any) -> Any:
+        """Call ccxt; after a timestamp rejection resync the clock and try once more."""
+        try:
+            return await getattr(self.ccxt, method)(*args)
+        except ccxt.InvalidNonce:
+            if self.resync_clock is None:
+                raise
+            log.warning("%s: timestamp rejected; resyncing the clock and retrying %s once", self._id, method)
+            await self.resync_clock()
+            return await getattr(self.ccxt, method)(*args)
+
     def scrub(self, text: str) -> str:
         """Remove every credential from `text`: keys must never reach logs or events."""
         for secret in self._secrets:
@@ -160,6 +199,13 @@ class CcxtExchange:
     def _amount(self, symbol: str, qty: float) -> float:
         """`qty` (base units, as the kernel counts) as the venue's amount: contracts, at its precision."""
         return float(self.ccxt.amount_to_precision(symbol, qty / self._contract_size(symbol)))
+
+    def _check_minimum(self, symbol: str, amount: float, reduce_only: bool) -> None:
+        """Refuse, before any request, an amount under the market's minimum (a close may be smaller)."""
+        market = (self.ccxt.markets or {}).get(symbol) or {}
+        minimum = float(((market.get("limits") or {}).get("amount") or {}).get("min") or 0.0)
+        if not reduce_only and (amount <= 0 or amount < minimum):
+            raise ccxt.InvalidOrder(f"{self._id}: amount {amount} of {symbol} is below the market minimum {minimum}")
 
     def _price(self, symbol: str, price: float) -> float:
         return float(self.ccxt.price_to_precision(symbol, price))
@@ -214,8 +260,9 @@ class CcxtExchange:
             await self._markets()
             amount = self._amount(symbol, qty)
             price = await self.market_order_price(symbol, side)
-            order = await self.ccxt.create_order(
-                symbol, "market", side, amount, price, self.order_params(client_order_id, reduce_only)
+            self._check_minimum(symbol, amount, reduce_only)
+            order = await self._signed(
+                "create_order", symbol, "market", side, amount, price, self.order_params(client_order_id, reduce_only)
             )
         except Exception as exc:
             return self._failure(exc, client_order_id, qty)
@@ -258,16 +305,33 @@ class CcxtExchange:
         try:
             await self._markets()
             params = self.stop_params(position_side, self._price(symbol, stop_price), client_order_id)
-            order = await self.ccxt.create_order(symbol, "market", side, self._amount(symbol, qty), None, params)
+            order = await self._signed("create_order", symbol, "market", side, self._amount(symbol, qty), None, params)
         except Exception as exc:
             return self._failure(exc, client_order_id, qty)
         previous, self._stops[symbol] = self._stops.get(symbol), dict(order)
         if previous is not None:
-            try:
-                await self.ccxt.cancel_order(previous.get("id"), symbol, self.cancel_stop_params())
-            except Exception as exc:  # two stops rest for a moment; the next update retries the cancel
-                log.warning("%s: could not cancel the previous stop of %s: %s", self._id, symbol, self.scrub(str(exc)))
+            await self._cancel_replaced(symbol, previous)
         return self._result(order, client_order_id, qty, symbol)
+
+    async def _cancel_replaced(self, symbol: str, previous: dict[str, Any]) -> None:
+        """Cancel a stop the new one replaced; after `cancel_attempts` the reconciler sweeps it."""
+        for attempt in range(1, self.cancel_attempts + 1):
+            try:
+                await self._signed("cancel_order", previous.get("id"), symbol, self.cancel_stop_params())
+                return
+            except ccxt.OrderNotFound:
+                return  # already gone (filled, cancelled by hand): nothing left to protect twice
+            except Exception as exc:
+                log.warning(
+                    "%s: cancelling the replaced stop %s of %s failed (attempt %d): %s",
+                    self._id,
+                    previous.get("clientOrderId") or previous.get("id"),
+                    symbol,
+                    attempt,
+                    self.scrub(str(exc)),
+                )
+            if attempt < self.cancel_attempts:
+                await self.clock.sleep(0.5 * attempt)
 
     async def cancel_stop_loss(self, symbol: str) -> OrderResult:
         """Cancel the stop this adapter placed for `symbol`."""
@@ -284,7 +348,9 @@ class CcxtExchange:
             )
         cid = str(stop.get("clientOrderId") or "")
         try:
-            await self.ccxt.cancel_order(stop.get("id"), symbol, self.cancel_stop_params())
+            await self._signed("cancel_order", stop.get("id"), symbol, self.cancel_stop_params())
+        except ccxt.OrderNotFound as exc:
+            return self._failure(exc, cid)  # no longer resting (filled, cancelled): nothing to remember
         except Exception as exc:
             self._stops[symbol] = stop
             return self._failure(exc, cid)
@@ -319,7 +385,7 @@ class CcxtExchange:
     async def _call(self, what: str, method: str, *args: Any) -> Any:
         try:
             await self._markets()
-            return await getattr(self.ccxt, method)(*args)
+            return await self._signed(method, *args)
         except ExchangeError:
             raise
         except Exception as exc:
@@ -343,6 +409,65 @@ class CcxtExchange:
         except Exception as exc:
             return self._failure(exc, client_order_id)
         return self._result(order, client_order_id, 0.0, symbol)
+
+    #: ccxt params for each `fetch_open_orders` call that together list plain and stop orders.
+    open_order_queries: ClassVar[tuple[dict[str, Any], ...]] = ({}, {"trigger": True})
+
+    async def fetch_open_orders(self, symbol: str) -> list[OpenOrder]:
+        """Every plain and stop order resting for `symbol`, quantities in base units."""
+        queries = self.open_order_queries if self.native_stop else ({},)
+        found: dict[str, OpenOrder] = {}
+        for params in queries:
+            for order in await self._call("fetch_open_orders", "fetch_open_orders", symbol, None, None, dict(params)):
+                parsed = self._open_order(order, symbol)
+                found.setdefault(parsed.order_id or parsed.client_order_id, parsed)
+        return list(found.values())
+
+    def _open_order(self, order: dict[str, Any], symbol: str) -> OpenOrder:
+        """A ccxt order as an OpenOrder; a malformed one raises ExchangeError (never guessed)."""
+        try:
+            side = order["side"]
+            if side not in ("buy", "sell"):
+                raise ValueError(f"side {side!r}")
+            trigger = order.get("triggerPrice") or order.get("stopPrice") or order.get("stopLossPrice") or 0.0
+            return OpenOrder(
+                symbol=str(order.get("symbol") or symbol),
+                order_id=str(order.get("id") or ""),
+                client_order_id=str(order.get("clientOrderId") or ""),
+                side=side,
+                qty=float(order.get("amount") or 0.0) * self._contract_size(symbol),
+                stop_price=float(trigger),
+                reduce_only=bool(order.get("reduceOnly")),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ExchangeError(ErrorKind.UNKNOWN, f"unreadable open order {order.get('id')!r}: {exc}") from None
+
+    async def cancel_order(self, symbol: str, order: OpenOrder) -> OrderResult:
+        """Cancel one resting order; a stop is cancelled through the venue's stop API."""
+        params = self.cancel_stop_params() if order.is_stop else {}
+        try:
+            await self._markets()
+            await self._signed("cancel_order", order.order_id, symbol, params)
+        except Exception as exc:
+            return self._failure(exc, order.client_order_id)
+        if self._stops.get(symbol, {}).get("id") == order.order_id:
+            self._stops.pop(symbol, None)
+        return OrderResult.success(
+            client_order_id=order.client_order_id,
+            order_id=order.order_id,
+            status="canceled",
+            requested_qty=order.qty,
+            filled_qty=0.0,
+            avg_price=0.0,
+            timestamp_ms=self.clock.now_ms(),
+        )
+
+    def adopt_stop(self, symbol: str, order: OpenOrder | None) -> None:
+        """The next stop update replaces (cancels) `order`."""
+        if order is None:
+            self._stops.pop(symbol, None)
+        else:
+            self._stops[symbol] = {"id": order.order_id, "clientOrderId": order.client_order_id}
 
     async def fetch_ohlcv(
         self, symbol: str, interval: str, *, since_ms: int | None = None, limit: int = 500

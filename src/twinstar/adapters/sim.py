@@ -28,7 +28,16 @@ from typing import Final
 
 import msgspec
 
-from twinstar.adapters.base import Balance, Bar, ErrorKind, ExchangeError, OrderResult, OrderStatus, Position
+from twinstar.adapters.base import (
+    Balance,
+    Bar,
+    ErrorKind,
+    ExchangeError,
+    OpenOrder,
+    OrderResult,
+    OrderStatus,
+    Position,
+)
 from twinstar.bus.bus import Bus
 from twinstar.bus.events import CandleClosed, PositionSide, Side
 from twinstar.clock import Clock
@@ -146,6 +155,11 @@ class SimExchange:
     def supports_native_stop(self) -> bool:
         """Stops rest in the simulated book."""
         return True
+
+    @property
+    def request_expiry_ms(self) -> int | None:
+        """Nothing is ever in flight here: a request that failed can no longer execute."""
+        return 0
 
     async def place_market_order(
         self, symbol: str, side: Side, qty: float, *, client_order_id: str, reduce_only: bool = False
@@ -330,6 +344,33 @@ class SimExchange:
             client_order_id=client_order_id,
             timestamp_ms=self.clock.now_ms(),
         )
+
+    async def fetch_open_orders(self, symbol: str) -> list[OpenOrder]:
+        """The resting stop of `symbol`, if any (market orders never rest)."""
+        stop = self._stops.get(symbol)
+        if stop is None:
+            return []
+        return [
+            OpenOrder(
+                symbol=symbol,
+                order_id=self._orders[stop.client_order_id].order_id,
+                client_order_id=stop.client_order_id,
+                side="sell" if stop.side == "long" else "buy",
+                qty=stop.qty,
+                stop_price=stop.price,
+                reduce_only=True,
+            )
+        ]
+
+    async def cancel_order(self, symbol: str, order: OpenOrder) -> OrderResult:
+        """Cancel the resting stop `order`; ORDER_NOT_FOUND when it is not the one resting."""
+        stop = self._stops.get(symbol)
+        if stop is None or stop.client_order_id != order.client_order_id:
+            return self._refuse(ErrorKind.ORDER_NOT_FOUND, f"no open order {order.order_id}", order.client_order_id, 0)
+        return await self.cancel_stop_loss(symbol)
+
+    def adopt_stop(self, symbol: str, order: OpenOrder | None) -> None:
+        """The simulated book keeps one stop per symbol already: nothing to remember."""
 
     async def fetch_ohlcv(
         self, symbol: str, interval: str, *, since_ms: int | None = None, limit: int = 500

@@ -205,12 +205,54 @@ class EmergencyExit(Event, frozen=True, kw_only=True, tag="emergency_exit"):
 
 
 class PositionReconciled(Event, frozen=True, kw_only=True, tag="position_reconciled"):
-    """Local position quantity was corrected to what the exchange reports."""
+    """The kernel's view was compared with the exchange and something was found or repaired.
+
+    `before`/`after` are the position quantity in the kernel's view and on the
+    exchange; `action` says what was found or done: ``resized`` (quantity
+    drift), ``adopted`` (a position the kernel did not know), ``stop_adopted``,
+    ``protected`` (a stop placed for an unprotected position), ``closed``
+    (closed because unprotected and `on_unprotected = "close"`),
+    ``orphan_cancelled`` (a stop of ours with nothing to protect),
+    ``stop_restored`` (our stop was missing), ``pending_resolved`` (an order
+    left unresolved by a crash, found by client id, never resent),
+    ``closed_outside`` (flat on the exchange: stopped out or closed by hand),
+    ``unreadable`` (the exchange's answer could not be understood: nothing
+    was changed, the position stays protected).
+    """
 
     exchange: str
     symbol: str
     before: float
     after: float
+    action: str = "resized"
+    side: str = ""
+    stop_price: float = 0.0
+    detail: str = ""
+
+
+class OrderUpdated(Event, frozen=True, kw_only=True, tag="order_updated"):
+    """The venue's private stream reported an order's state (fills, triggered stops, cancels)."""
+
+    exchange: str
+    symbol: str
+    client_order_id: str
+    order_id: str
+    status: str
+    side: str
+    filled_qty: float
+    avg_price: float
+    reduce_only: bool
+    is_stop: bool
+
+
+class ReconciliationCompleted(Event, frozen=True, kw_only=True, tag="reconciliation_completed"):
+    """One pass comparing the kernel with the exchange ended (`trigger`: start, timer, reconnect, stream)."""
+
+    exchange: str
+    trigger: str
+    symbols: int
+    repairs: int
+    failures: int
 
 
 # --- system -----------------------------------------------------------------
@@ -259,6 +301,8 @@ AnyEvent: TypeAlias = (
     | SLUpdateFailed
     | EmergencyExit
     | PositionReconciled
+    | OrderUpdated
+    | ReconciliationCompleted
     | ClockSynced
     | HandlerFailed
     | KernelStarted

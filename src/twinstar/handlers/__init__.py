@@ -6,13 +6,19 @@ from twinstar.adapters.base import Exchange
 from twinstar.clock import Clock
 from twinstar.config import Config
 from twinstar.handlers.execution import ExecutionHandler
+from twinstar.handlers.journal import Journal
 from twinstar.handlers.position import PositionHandler
 from twinstar.handlers.strategy import StrategyHandler
 from twinstar.kernel import Component
 
 
-def build_pipeline(config: Config, clock: Clock, exchange: Exchange) -> list[Component]:
+def build_pipeline(
+    config: Config, clock: Clock, exchange: Exchange, *, journal: Journal | None = None
+) -> list[Component]:
     """Return the trading components in subscription order.
+
+    Execution and positions share one order-intent `journal` (in memory when
+    none is given: paper sessions and backtests have nothing to recover).
 
     The exchange first when it is a component (the simulator moves its market
     on each candle before anyone looks), then positions (stop fills are
@@ -21,9 +27,10 @@ def build_pipeline(config: Config, clock: Clock, exchange: Exchange) -> list[Com
     parts: list[Component] = []
     if isinstance(exchange, Component):
         parts.append(exchange)
+    journal = journal if journal is not None else Journal()
     parts += [
-        PositionHandler(exchange, clock, config.risk),
+        PositionHandler(exchange, clock, config.risk, journal=journal, symbols=config.symbols),
         StrategyHandler(config.strategy.name, dict(config.strategy.params), clock),
-        ExecutionHandler(exchange, clock, config.execution, config.risk),
+        ExecutionHandler(exchange, clock, config.execution, config.risk, journal=journal),
     ]
     return parts

@@ -1,9 +1,14 @@
 """Execution: SignalFired -> market orders, with a retry policy that never doubles an order.
 
-Every order gets a deterministic client order id. After an ambiguous failure
-(timeout, network, exchange unavailable) the order is looked up by that id
-before anything is resent: if it reached the book, that is the result; only
-an order the exchange never saw is sent again. Rate limits back off on the
+Every order gets a deterministic client order id and is written to the
+journal before it goes out. After an ambiguous failure (timeout, network,
+exchange unavailable) the order is looked up by that id before anything is
+resent: if it reached the book, that is the result. "Not found" right after a
+timeout proves nothing (the request may still be on its way), so the order
+is sent again only once the first request can no longer execute (its receive
+window has passed, `Exchange.request_expiry_ms`) and a last lookup still does
+not find it. On a venue without such a window it is never resent: the
+outcome stays unknown and reconciliation settles it from the exchange. Rate limits back off on the
 clock (5, 10, 15 s by default). Insufficient funds, invalid orders and auth
 errors are final: one `OrderFailed` with the exchange's reason.
 
@@ -25,7 +30,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
-from typing import Final
+from typing import Final, Literal
 
 import msgspec
 
@@ -44,6 +49,7 @@ from twinstar.bus.events import (
 )
 from twinstar.clock import Clock
 from twinstar.config import ExecutionConfig, RiskConfig
+from twinstar.handlers.journal import Journal, Sent
 
 log: Final = logging.getLogger("twinstar.execution")
 
@@ -60,14 +66,33 @@ def client_order_id(strategy: str, symbol: str, candle_open_time_ms: int, intent
     return f"tw{_INTENT_CODE[intent]}-{_series_digest(strategy, symbol)}-{candle_open_time_ms:x}"
 
 
+def _journal_status(result: OrderResult) -> Literal["filled", "failed", "unknown"]:
+    """What the journal keeps of a result: unknown (still to settle) unless the venue said for sure."""
+    if result.ok:
+        if result.status == "open":
+            return "unknown"  # a market order still open may fill yet
+        return "filled" if result.filled_qty > 0 else "failed"
+    kind = result.error_kind
+    return "unknown" if kind is None or kind.ambiguous else "failed"
+
+
 class ExecutionHandler:
     """Turns signals into orders; publishes OrderPlaced / OrderFailed."""
 
-    def __init__(self, exchange: Exchange, clock: Clock, execution: ExecutionConfig, risk: RiskConfig) -> None:
+    def __init__(
+        self,
+        exchange: Exchange,
+        clock: Clock,
+        execution: ExecutionConfig,
+        risk: RiskConfig,
+        *,
+        journal: Journal | None = None,
+    ) -> None:
         self.exchange = exchange
         self.clock = clock
         self.execution = execution
         self.risk = risk
+        self.journal = journal if journal is not None else Journal()
         self._bus: Bus | None = None
         self.orders_sent = 0
         self.position_reads = 0
@@ -144,7 +169,18 @@ class ExecutionHandler:
         self, signal: SignalFired, side: Side, qty: float, intent: OrderIntent, *, reduce_only: bool
     ) -> OrderResult:
         cid = client_order_id(signal.strategy, signal.symbol, signal.candle_open_time_ms, intent)
-        result, attempts = await self._send_once(signal.symbol, side, qty, cid, reduce_only)
+        intended = Sent(
+            cid=cid,
+            exchange=self.exchange.name,
+            symbol=signal.symbol,
+            side=side,
+            qty=qty,
+            intent=intent,
+            reduce_only=reduce_only,
+            sent_ms=0,
+        )
+        result, attempts = await self._send_once(intended)
+        self.journal.outcome(cid, _journal_status(result), result.filled_qty, result.avg_price)
         if result.ok:
             await self._placed(signal, side, intent, result, attempts)
             return result
@@ -153,27 +189,30 @@ class ExecutionHandler:
         await self._failed(signal, side, intent, kind, result.message, attempts, cid)
         return result
 
-    async def _send_once(
-        self, symbol: str, side: Side, qty: float, cid: str, reduce_only: bool
-    ) -> tuple[OrderResult, int]:
+    async def _send_once(self, intended: Sent) -> tuple[OrderResult, int]:
         """Send until the order is known placed or known failed; never twice on the book."""
+        symbol, cid = intended.symbol, intended.cid
         rate_waits = list(self.execution.rate_limit_backoff_s)
         network_waits = list(self.execution.network_backoff_s)
         attempts = 0
         while True:
             attempts += 1
             self.orders_sent += 1
+            sent_ms = self.clock.now_ms()
+            window = self.exchange.request_expiry_ms
+            expires_ms = sent_ms + window if window is not None else 0
+            self.journal.sent(msgspec.structs.replace(intended, sent_ms=sent_ms, expires_ms=expires_ms))
             result = await self.exchange.place_market_order(
-                symbol, side, qty, client_order_id=cid, reduce_only=reduce_only
+                symbol, intended.side, intended.qty, client_order_id=cid, reduce_only=intended.reduce_only
             )
             if result.ok:
                 return result, attempts
             kind = result.error_kind or ErrorKind.UNKNOWN
             if kind.ambiguous:
-                found = await self._look_up(symbol, cid, network_waits)
+                found = await self._look_up(symbol, cid, network_waits, expires_ms if window is not None else None)
                 if found is not None:
                     return found, attempts
-                # The exchange never saw it: sending again cannot make a second order.
+                # Proven: the first request can no longer execute and never did. Sending again is safe.
             elif kind is ErrorKind.RATE_LIMIT:
                 if not rate_waits:
                     return result, attempts
@@ -189,18 +228,33 @@ class ExecutionHandler:
                 return result, attempts
             await self.clock.sleep(network_waits.pop(0))
 
-    async def _look_up(self, symbol: str, cid: str, waits: list[float]) -> OrderResult | None:
-        """Find out whether `cid` reached the book; None means it surely did not.
+    async def _look_up(self, symbol: str, cid: str, waits: list[float], expires_ms: int | None) -> OrderResult | None:
+        """Find out whether `cid` reached the book; None means it surely did not and never will.
 
-        While the lookup itself fails, keep asking (on the network backoff):
-        resending before knowing could double the order.
+        "Not found" counts only once the request's receive window (`expires_ms`)
+        has passed; before that, wait for it and ask again. Without a window
+        (None) it never counts: the outcome stays unknown. While the lookup
+        itself fails, keep asking (on the network backoff): resending before
+        knowing could double the order.
         """
         while True:
             found = await self.exchange.fetch_order(symbol, cid)
             if found.ok:
                 return found
             if found.error_kind is ErrorKind.ORDER_NOT_FOUND:
-                return None
+                if expires_ms is None:
+                    return OrderResult.failure(
+                        ErrorKind.UNKNOWN,
+                        "not found after a timeout; the venue gives no receive window, so it is not resent "
+                        "(reconciliation adopts it if it filled)",
+                        client_order_id=cid,
+                    )
+                remaining_ms = expires_ms - self.clock.now_ms()
+                if remaining_ms <= 0:
+                    return None
+                log.warning("%s not found yet; looking again when its window closes in %d ms", cid, remaining_ms)
+                await self.clock.sleep(remaining_ms / 1000)
+                continue
             if not waits:
                 return OrderResult.failure(
                     found.error_kind or ErrorKind.UNKNOWN,

@@ -6,7 +6,12 @@
 * A failed stop update is retried on the clock (1, 2, 3 s by default) and then
   reported as `SLUpdateFailed`; the previous stop stays in force.
 * If a new position gets no stop at all, it is closed at market
-  (`EmergencyExit`, then `PositionClosed`).
+  (`EmergencyExit`, then `PositionClosed`); a failed close is tried again on
+  the clock until the position is flat or protected.
+* The exchange is the truth: at start, periodically, after a reconnect and on
+  the venue's private order stream, `Reconciler` compares positions, orders
+  and stops with it and repairs what differs (`PositionReconciled`). The stop
+  in force is written to the journal, so a restarted kernel knows its own.
 * On every closed candle the stop trails the close (only ever tighter). When
   the candle touched the stop, the exchange's position is checked at once: a
   position gone flat was stopped out. Every `reconcile_every` candles it is
@@ -14,7 +19,8 @@
   Live, the routine check and the trailing move wait until the bus is idle,
   so they never delay the orders the same candle causes.
 * Venues without native stops (spot Upbit, Bithumb) get a synthetic stop: a
-  closed candle crossing it closes the position at market.
+  closed candle whose low (long) or high (short) reaches it closes the
+  position at market, so a wick through the stop exits like a real stop.
 """
 
 from __future__ import annotations
@@ -22,9 +28,10 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from typing import Final
 
+import anyio
 import msgspec
 
 from twinstar.adapters.base import ErrorKind, Exchange, ExchangeError, OrderResult
@@ -32,7 +39,11 @@ from twinstar.bus.bus import Bus
 from twinstar.bus.events import (
     CandleClosed,
     EmergencyExit,
+    FeedConnected,
+    FeedDisconnected,
+    OrderFailed,
     OrderPlaced,
+    OrderUpdated,
     PositionClosed,
     PositionOpened,
     PositionReconciled,
@@ -43,6 +54,8 @@ from twinstar.bus.events import (
 )
 from twinstar.clock import Clock
 from twinstar.config import RiskConfig
+from twinstar.handlers.journal import Flat, Journal, StopInForce
+from twinstar.handlers.reconcile import STOP_PREFIX, Reconciler
 
 log: Final = logging.getLogger("twinstar.position")
 
@@ -66,29 +79,93 @@ class OpenPosition(msgspec.Struct):
     stop_cid: str = ""
     stop_seq: int = 0
     candles_since_check: int = 0
+    last_price: float = 0.0  # the latest close seen while open: books a close found on the exchange
 
 
 class PositionHandler:
     """Owns positions and their stop-losses; see the module docstring."""
 
-    def __init__(self, exchange: Exchange, clock: Clock, risk: RiskConfig) -> None:
+    def __init__(
+        self,
+        exchange: Exchange,
+        clock: Clock,
+        risk: RiskConfig,
+        *,
+        journal: Journal | None = None,
+        symbols: Sequence[str] = (),
+    ) -> None:
         self.exchange = exchange
         self.clock = clock
         self.risk = risk
+        self.journal = journal if journal is not None else Journal()
+        self.symbols = tuple(symbols)
         self.positions: dict[str, OpenPosition] = {}
+        self.busy: set[str] = set()  # symbols whose fill or stop is being handled right now
         self._signal_stops: dict[str, float] = {}
         self._bus: Bus | None = None
         self._defer_checks = False  # live: routine checks and trailing run after the candle's decisions (`run`)
-        self._due: dict[str, tuple[CandleClosed, bool]] = {}  # symbol -> (latest candle, check the exchange too)
+        self._due: dict[str, tuple[CandleClosed | None, bool]] = {}  # symbol -> (latest candle, check the exchange)
         self._maintenance_wanted = asyncio.Event()
+        self._reconcile_wanted: str = ""  # why a full reconciliation is due ("" when none)
+        self._disconnected: set[tuple[str, str]] = set()
+        self.reconciler = Reconciler(self)
 
     def attach(self, bus: Bus) -> None:
-        """Subscribe to candles, signals (for their stops) and fills."""
+        """Subscribe to candles, signals (for their stops), fills and what calls for reconciliation."""
         self._bus = bus
         self._defer_checks = bus.mode == "live"
         bus.subscribe(CandleClosed, self.on_candle, name="PositionHandler.on_candle")
         bus.subscribe(SignalFired, self.on_signal, name="PositionHandler.on_signal")
         bus.subscribe(OrderPlaced, self.on_order, name="PositionHandler.on_order")
+        if self._defer_checks:
+            bus.subscribe(OrderUpdated, self.on_order_update, name="PositionHandler.on_order_update")
+            bus.subscribe(FeedDisconnected, self.on_feed_disconnected, name="PositionHandler.on_feed_disconnected")
+            bus.subscribe(FeedConnected, self.on_feed_connected, name="PositionHandler.on_feed_connected")
+            bus.subscribe(OrderFailed, self.on_order_failed, name="PositionHandler.on_order_failed")
+
+    @property
+    def live(self) -> bool:
+        """Whether the bus runs live (replay keeps every check inline, in event order)."""
+        return self._defer_checks
+
+    async def start(self) -> None:
+        """Reconcile with the exchange before the first candle can be traded."""
+        await self.reconciler.reconcile("start")
+
+    def request_reconciliation(self, trigger: str) -> None:
+        """Ask the live maintenance loop for a full reconciliation as soon as the bus is idle."""
+        self._reconcile_wanted = self._reconcile_wanted or trigger
+        self._maintenance_wanted.set()
+
+    def on_order_failed(self, event: OrderFailed) -> None:
+        """An order whose outcome is unknown may have filled: settle it from the exchange now."""
+        if event.error_kind in ("unknown", "timeout", "network", "exchange_unavailable"):
+            self.request_reconciliation("order_unknown")
+
+    async def stop(self) -> None:
+        """Close the journal (the bus has drained: nothing writes to it any more)."""
+        self.journal.close()
+
+    def on_feed_disconnected(self, event: FeedDisconnected) -> None:
+        """Remember the outage: what happened meanwhile is read from the exchange on reconnect."""
+        self._disconnected.add((event.exchange, event.symbol))
+
+    def on_feed_connected(self, event: FeedConnected) -> None:
+        """A reconnect after an outage: reconcile, fills may have happened while we were away."""
+        key = (event.exchange, event.symbol)
+        if key in self._disconnected:
+            self._disconnected.discard(key)
+            self.request_reconciliation("reconnect")
+
+    def on_order_update(self, event: OrderUpdated) -> None:
+        """The venue says an order of a position's symbol filled or changed: check that position at once."""
+        position = self.positions.get(event.symbol)
+        if position is None or event.exchange != position.exchange:
+            return
+        if event.client_order_id == position.stop_cid or (event.reduce_only and event.filled_qty > 0):
+            earlier = self._due.get(event.symbol)
+            self._due[event.symbol] = (earlier[0] if earlier is not None else None, True)
+            self._maintenance_wanted.set()
 
     async def _publish(self, event: msgspec.Struct) -> None:
         if self._bus is not None:
@@ -104,10 +181,14 @@ class PositionHandler:
         """Open, reduce or close the position by what was actually filled."""
         if order.filled_qty <= 0:
             return
-        if order.intent == "open":
-            await self._open(order)
-        else:
-            await self._reduce(order, reason="signal" if order.intent == "close" else order.intent)
+        self.busy.add(order.symbol)
+        try:
+            if order.intent == "open":
+                await self._open(order)
+            else:
+                await self._reduce(order, reason="signal" if order.intent == "close" else order.intent)
+        finally:
+            self.busy.discard(order.symbol)
 
     async def _open(self, order: OrderPlaced) -> None:
         side: PositionSide = "long" if order.side == "buy" else "short"
@@ -125,12 +206,23 @@ class PositionHandler:
             )
         )
         stop = self._signal_stops.pop(order.symbol, 0.0) or self._default_stop(side, order.avg_price)
-        if not await self._set_stop(position, stop):
+        await self.protect(position, stop)
+
+    async def protect(self, position: OpenPosition, stop_price: float) -> None:
+        """Place the stop; if none can be placed, close the position (emergency exit)."""
+        if not await self._set_stop(position, stop_price):
             await self._emergency_exit(position, "no stop-loss could be placed")
 
     def _default_stop(self, side: PositionSide, price: float) -> float:
         distance = self.risk.stop_loss_pct / 100
         return price * (1 - distance) if side == "long" else price * (1 + distance)
+
+    def valid_stop(self, position: OpenPosition, stop_price: float) -> float:
+        """`stop_price` if it is a price, else the default distance from the entry (0 is never a price)."""
+        if stop_price > 0:
+            return stop_price
+        reference = position.entry_price or position.last_price
+        return self._default_stop(position.side, reference) if reference > 0 else 0.0
 
     async def _reduce(self, order: OrderPlaced, reason: str) -> None:
         position = self.positions.get(order.symbol)
@@ -139,7 +231,7 @@ class PositionHandler:
         qty = min(order.filled_qty, position.qty)
         await self._book_close(position, qty, order.avg_price, order.fee, reason)
         if position.qty > 1e-12:
-            await self._set_stop(position, position.stop_price)  # protect what is left, at its size
+            await self.protect(position, position.stop_price)  # protect what is left, at its size
         elif self.exchange.supports_native_stop:
             await self.exchange.cancel_stop_loss(order.symbol)
 
@@ -153,7 +245,7 @@ class PositionHandler:
         position.qty -= qty
         position.fees -= entry_fee
         if position.qty <= 1e-12:
-            self.positions.pop(position.symbol, None)
+            self.forget(position)
         await self._publish(
             PositionClosed(
                 ts_ns=self.clock.now_ns(),
@@ -169,10 +261,21 @@ class PositionHandler:
             )
         )
 
+    def forget(self, position: OpenPosition) -> None:
+        """The position is gone: drop it, and tell the journal no stop should rest for it."""
+        if self.positions.get(position.symbol) is position:
+            del self.positions[position.symbol]
+        if self.journal.stop_for(position.exchange, position.symbol) is not None:
+            self.journal.write(Flat(exchange=position.exchange, symbol=position.symbol))
+
     # -- stops -------------------------------------------------------------
 
     async def _set_stop(self, position: OpenPosition, stop_price: float) -> bool:
         """Place or move the stop, retrying on the clock; False if it never took."""
+        stop_price = self.valid_stop(position, stop_price)
+        if stop_price <= 0:
+            log.error("no price to set a stop for %s from: no entry price and no candle yet", position.symbol)
+            return False
         if not self.exchange.supports_native_stop:
             await self._stop_in_force(position, stop_price, "")  # synthetic: watched on every closed candle
             return True
@@ -210,6 +313,18 @@ class PositionHandler:
     async def _stop_in_force(self, position: OpenPosition, stop_price: float, cid: str) -> None:
         position.stop_price = stop_price
         position.stop_cid = cid
+        self.journal.write(
+            StopInForce(
+                exchange=position.exchange,
+                symbol=position.symbol,
+                side=position.side,
+                qty=position.qty,
+                entry_price=position.entry_price,
+                stop_price=stop_price,
+                cid=cid,
+                fees=position.fees,
+            )
+        )
         await self._publish(
             SLUpdated(
                 ts_ns=self.clock.now_ns(),
@@ -221,6 +336,7 @@ class PositionHandler:
         )
 
     async def _emergency_exit(self, position: OpenPosition, reason: str) -> None:
+        """Close at market; on failure try again on the clock until the position is flat or protected."""
         await self._publish(
             EmergencyExit(
                 ts_ns=self.clock.now_ns(),
@@ -230,13 +346,41 @@ class PositionHandler:
                 reason=reason,
             )
         )
-        result = await self.exchange.close_position(position.symbol, client_order_id=self._cid("x", position))
+        waits = list(self.risk.emergency_retry_s)
+        while self.positions.get(position.symbol) is position:
+            position.stop_seq += 1
+            result = await self.exchange.close_position(position.symbol, client_order_id=self._cid("x", position))
+            if result.ok:
+                await self._book_close(
+                    position, min(result.filled_qty, position.qty), result.avg_price, result.fee, "emergency_exit"
+                )
+                return
+            log.critical("EMERGENCY EXIT FAILED for %s: %s; trying again", position.symbol, result.message)
+            try:
+                flat = await self.exchange.fetch_position(position.symbol) is None
+            except ExchangeError:
+                flat = False  # unknown: assume it is still open
+            if flat:  # flat after all (closed by its stop, by hand, or the close did fill)
+                await self._book_close(position, position.qty, position.last_price or position.stop_price, 0.0, reason)
+                return
+            if self.exchange.supports_native_stop and await self._place_stop_once(position):
+                return  # protected again: the stop takes it from here
+            await self.clock.sleep(waits.pop(0) if len(waits) > 1 else waits[0])
+
+    async def _place_stop_once(self, position: OpenPosition) -> bool:
+        """One try at a stop at the default distance from the last price (or the entry)."""
+        reference = position.last_price or position.entry_price
+        if reference <= 0:
+            return False
+        stop = self._default_stop(position.side, reference)
+        position.stop_seq += 1
+        cid = self._cid("s", position)
+        result = await self.exchange.update_stop_loss(
+            position.symbol, position.side, position.qty, stop, client_order_id=cid
+        )
         if result.ok:
-            await self._book_close(
-                position, min(result.filled_qty, position.qty), result.avg_price, result.fee, "emergency_exit"
-            )
-        else:
-            log.critical("EMERGENCY EXIT FAILED for %s: %s", position.symbol, result.message)
+            await self._stop_in_force(position, stop, cid)
+        return result.ok
 
     # -- every candle ------------------------------------------------------
 
@@ -249,13 +393,12 @@ class PositionHandler:
         position = self.positions.get(candle.symbol)
         if position is None or position.exchange != candle.exchange:
             return None
+        position.last_price = candle.close
         stop = position.stop_price
-        if position.side == "long":
-            crossed, touched = candle.close <= stop, candle.low <= stop
-        else:
-            crossed, touched = candle.close >= stop, candle.high >= stop
+        # A stop of 0 is no stop (never a price): nothing can touch it.
+        touched = stop > 0 and (candle.low <= stop if position.side == "long" else candle.high >= stop)
         if not self.exchange.supports_native_stop:
-            if crossed:
+            if touched:  # a wick through the stop exits, as a resting stop would have
                 return self._synthetic_stop(position)
         else:
             position.candles_since_check += 1
@@ -292,28 +435,41 @@ class PositionHandler:
         trail = close * (1 + risk.stop_loss_pct / 100)
         return trail if position.stop_price - trail >= step else None
 
-    async def _maintain(self, position: OpenPosition, candle: CandleClosed, *, check: bool) -> None:
+    async def _maintain(self, position: OpenPosition, candle: CandleClosed | None, *, check: bool) -> None:
         """Check the exchange's position if asked, then trail the stop to `candle`."""
         if check and not await self._check_exchange(position):
             return
-        trail = self._trail_to(position, candle)
+        trail = self._trail_to(position, candle) if candle is not None else None
         if trail is not None:
             await self._set_stop(position, trail)
 
     async def run(self) -> None:
-        """Live: routine checks and trailing once the bus is idle, off the order path."""
+        """Live: upkeep and reconciliation once the bus is idle, off the order path, and the reconcile timer."""
         if not self._defer_checks or self._bus is None:
             return  # replay maintains inline, in event order
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(self._reconcile_timer)
+            await self._maintenance_loop(self._bus)
+
+    async def _reconcile_timer(self) -> None:
+        while True:
+            await self.clock.sleep(self.risk.reconcile_interval_s)
+            self.request_reconciliation("timer")
+
+    async def _maintenance_loop(self, bus: Bus) -> None:
         while True:
             await self._maintenance_wanted.wait()
             self._maintenance_wanted.clear()
-            await self._bus.idle()
+            await bus.idle()
             while self._due:
                 symbol = next(iter(self._due))
                 candle, check = self._due.pop(symbol)
                 position = self.positions.get(symbol)
                 if position is not None:
                     await self._maintain(position, candle, check=check)
+            if self._reconcile_wanted:
+                trigger, self._reconcile_wanted = self._reconcile_wanted, ""
+                await self.reconciler.reconcile(trigger)
 
     async def _check_exchange(self, position: OpenPosition) -> bool:
         """Compare with the exchange's position; False when it is gone (stopped out) or was replaced."""
@@ -325,35 +481,65 @@ class PositionHandler:
         if self.positions.get(position.symbol) is not position:
             return False  # closed or replaced by a fill while we asked: the answer is about another position
         if actual is None:
-            await self._stopped_out(position)
+            await self.stopped_out(position)
             return False
         if abs(actual.qty - position.qty) > 1e-9:
             before, position.qty = position.qty, actual.qty
-            await self._publish(
-                PositionReconciled(
-                    ts_ns=self.clock.now_ns(),
-                    exchange=position.exchange,
-                    symbol=position.symbol,
-                    before=before,
-                    after=actual.qty,
-                )
-            )
-            await self._set_stop(position, position.stop_price)
+            await self.reconciled(position, before, actual.qty, "resized", "quantity differed from the exchange's")
+            await self.protect(position, position.stop_price)
         return True
 
-    async def _stopped_out(self, position: OpenPosition) -> None:
-        """The exchange shows flat: the resting stop filled; book it at its real fill price."""
-        fill_price, fee = position.stop_price, 0.0
-        found = await self.exchange.fetch_order(position.symbol, position.stop_cid)
-        if found.ok and found.filled_qty > 0:  # a gap fills at the open, not at the stop
-            fill_price, fee = found.avg_price, found.fee
+    async def reconciled(self, position: OpenPosition, before: float, after: float, action: str, detail: str) -> None:
+        """Publish what reconciliation found or did for `position`."""
+        log.warning("reconciled %s %s: %s (%s)", position.exchange, position.symbol, action, detail)
+        await self._publish(
+            PositionReconciled(
+                ts_ns=self.clock.now_ns(),
+                exchange=position.exchange,
+                symbol=position.symbol,
+                before=before,
+                after=after,
+                action=action,
+                side=position.side,
+                stop_price=position.stop_price,
+                detail=detail,
+            )
+        )
+
+    async def stopped_out(self, position: OpenPosition) -> None:
+        """The exchange shows flat: book the close at the stop's real fill, or as closed outside the kernel."""
+        fill_price, fee, reason = position.last_price or position.stop_price, 0.0, "closed_outside"
+        if position.stop_cid:
+            found = await self.exchange.fetch_order(position.symbol, position.stop_cid)
+            if found.ok and found.filled_qty > 0:  # a gap fills at the open, not at the stop
+                fill_price, fee, reason = found.avg_price, found.fee, "stop_loss"
+            elif not found.ok and found.error_kind is not ErrorKind.ORDER_NOT_FOUND:
+                fill_price, reason = position.stop_price, "stop_loss"  # cannot tell: the stop is the likeliest cause
         if self.positions.get(position.symbol) is position:  # not booked meanwhile by a fill event
-            await self._book_close(position, position.qty, fill_price, fee, "stop_loss")
+            await self._book_close(position, position.qty, fill_price, fee, reason)
+
+    def new_position(
+        self, exchange: str, symbol: str, side: PositionSide, qty: float, entry_price: float, fees: float = 0.0
+    ) -> OpenPosition:
+        """Take a position found on the exchange into the handler's view."""
+        position = OpenPosition(exchange, symbol, side, qty, entry_price, fees)
+        self.positions[symbol] = position
+        return position
+
+    async def publish(self, event: msgspec.Struct) -> None:
+        """Publish on the kernel's bus (the reconciler speaks through the handler)."""
+        await self._publish(event)
+
+    async def emergency_exit(self, position: OpenPosition, reason: str) -> None:
+        """Close `position` at market, retried until flat or protected."""
+        await self._emergency_exit(position, reason)
 
     def _cid(self, code: str, position: OpenPosition) -> str:
         """Client id for a stop ("s") or exit ("x"): unique per position, time and attempt."""
         symbol = _slug(position.symbol)
-        return f"tw{code}-{symbol}-{self.clock.now_ms():x}-{position.stop_seq}"
+        cid = f"tw{code}-{symbol}-{self.clock.now_ms():x}-{position.stop_seq}"
+        assert code != "s" or cid.startswith(STOP_PREFIX)
+        return cid
 
     async def _synthetic_stop(self, position: OpenPosition) -> None:
         result = await self.exchange.close_position(position.symbol, client_order_id=self._cid("x", position))
