@@ -107,8 +107,7 @@ def test_sigkill_at_random_instants_always_leaves_a_whole_month_file(tmp_path: P
                 if stream is not None and not stream.closed:
                     stream.close()
     elapsed = time.monotonic() - began
-    assert committed > 0
-    assert elapsed < 20
+    assert committed > 0  # the work is bounded by KILLS; how long it takes depends on the host, never asserted
     print(
         f"\n{KILLS} SIGKILLs in {elapsed:.1f}s, {kills_leaving_temp} landed mid-write (temp file left), "
         f"{committed} rows committed, every intermediate state whole"
