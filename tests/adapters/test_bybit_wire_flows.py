@@ -183,7 +183,8 @@ async def test_the_kline_stream_publishes_closed_candles_once_and_backfills_afte
                 _history(v, [t0, t0 + MIN, t0 + 2 * MIN])
                 await v.drop_sockets()
                 await _until(lambda: len(tap.of(FeedDisconnected)) == 1)
-                await _until(lambda: len(closes()) == 5 and bool(v.sockets), seconds=15)
+                # resubscribed too: the venue sends a kline only to sockets subscribed to it
+                await _until(lambda: len(closes()) == 5 and v.subscriptions.count("kline.1.BTCUSDT") == 2, seconds=15)
                 await v.push_kline("BTCUSDT", "1", t0 + 3 * MIN, MIN, 108.0)
                 await v.push_kline("BTCUSDT", "1", t0 + 4 * MIN, MIN, 109.0)
                 await _until(lambda: len(closes()) == 6)

@@ -44,6 +44,7 @@ async def _session(v: Venue, strategy: str, risk: str, closes: list[float]) -> t
             open_ms = start_ms + i * SECOND_MS
             # Put the kernel's clock just after this candle's close: the candle is fresh, never warm-up.
             clock.set_offset_ms(clock.offset_ms + (open_ms + SECOND_MS + 50 - clock.now_ms()))
+            v.offset_ms = round(clock.offset_ms)  # the venue keeps the same time, or it refuses our stamps (-1021)
             v.price = close
             marks.append(len(v.requests))
             await kernel.publish(
@@ -71,7 +72,7 @@ async def _session(v: Venue, strategy: str, risk: str, closes: list[float]) -> t
 async def test_the_routine_check_waits_until_the_candles_orders_went_out() -> None:
     async with venue() as v:
         # sma_cross 2/3: a buy on the 4th close, a sell on the 6th; no candle reaches the 2% stop.
-        closes = [100.0, 100.0, 99.0, 102.0, 101.5, 100.5]
+        closes = [100_000.0, 100_000.0, 99_000.0, 102_000.0, 101_500.0, 100_500.0]  # above BTCUSDT minPrice
         tap, marks = await _session(
             v,
             'name = "sma_cross"\nparams = { fast = 2, slow = 3 }',
@@ -102,9 +103,9 @@ async def test_a_trailing_move_waits_for_the_reversal_and_is_dropped_when_the_po
     monkeypatch.setitem(STRATEGIES, "flip", Flip)
     async with venue() as v:
         # Rising closes: each long would trail its stop up, but every candle also reverses the position.
-        tap, marks = await _session(v, 'name = "flip"', "reconcile_every = 1000", [100.0, 105.0, 110.0])
+        tap, marks = await _session(v, 'name = "flip"', "reconcile_every = 1000", [100_000.0, 105_000.0, 110_000.0])
     assert [e.side for e in tap.of(PositionOpened)] == ["long", "short", "long"]  # type: ignore[attr-defined]
     reversal = [r for r in v.requests[marks[1] : marks[2]] if r[0] == "POST"]
-    # The long opened at 100 would trail to 105 x 0.98 on this candle; it is closed by the same candle's sell
+    # The long opened at 100k would trail to 105k x 0.98 on this candle; it is closed by the same candle's sell
     # instead, so the only stop placed is the new short's.
     assert reversal == [("POST", "/fapi/v1/order"), ("POST", "/fapi/v1/order"), ("POST", "/fapi/v1/algoOrder")]

@@ -56,8 +56,8 @@ async def test_a_partial_fill_gets_a_stop_for_exactly_what_filled() -> None:
     assert (stop["orderType"], stop["side"], stop["quantity"], stop["triggerPrice"]) == (
         "STOP_MARKET",
         "SELL",
-        "0.04",
-        "29000",
+        "0.040",  # as Binance writes it: the symbol's quantity and price precision
+        "29000.00",
     )
     assert [e.qty for e in tap.of(SLUpdated)] == [0.04]  # type: ignore[attr-defined]
 

@@ -57,7 +57,8 @@ async def test_stream_publishes_closed_candles_and_backfills_after_a_drop() -> N
                 _history(v, [t0, t0 + MIN, t0 + 2 * MIN])
                 await v.drop_sockets()
                 await _until(lambda: len(tap.of(FeedDisconnected)) == 1)
-                await _until(lambda: len(closes()) == 5 and bool(v.sockets), seconds=15)
+                # resubscribed too: the venue sends a kline only to sockets subscribed to it
+                await _until(lambda: len(closes()) == 5 and v.subscriptions.count("btcusdt@kline_1m") == 2, seconds=15)
                 await v.push_kline("BTCUSDT", "1m", t0 + 3 * MIN, MIN, 108.0)
                 await v.push_kline("BTCUSDT", "1m", t0 + 4 * MIN, MIN, 109.0)
                 await _until(lambda: len(closes()) == 6)
