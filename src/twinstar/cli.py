@@ -11,6 +11,8 @@ import asyncio
 import logging
 import signal
 import sys
+import traceback
+import types
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, NoReturn
 
@@ -22,6 +24,7 @@ from twinstar.bus.record import StreamFormatError
 from twinstar.candles import CandleFileError
 from twinstar.config import Config, ConfigError
 from twinstar.kernel import Kernel
+from twinstar.redact import install_on_handlers, redact
 
 # Errors a user causes (bad file, bad config, bad name): one line on stderr, exit code 2.
 USER_ERRORS: tuple[type[Exception], ...] = (ConfigError, StreamFormatError, CandleFileError, ValueError)
@@ -36,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser with every sub-command."""
     parser = _Parser(prog="twinstar", description="Asyncio trading kernel for crypto exchanges.")
     parser.add_argument("--version", action="version", version=f"twinstar {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug details, HTTP included (redacted)")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     commands.required = True
 
@@ -58,11 +61,53 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _configure_logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+_LOG_DATEFMT = "%Y-%m-%d %H:%M:%S"
+
+
+class _ConsoleFormatter(logging.Formatter):
+    """Time-stamped lines; the live log's own sentences go without logger name (and level, at INFO) unless -v."""
+
+    def __init__(self, *, verbose: bool) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt=_LOG_DATEFMT)
+        self._verbose = verbose
+        self._info = logging.Formatter("%(asctime)s %(message)s", datefmt=_LOG_DATEFMT)
+        self._alert = logging.Formatter("%(asctime)s %(levelname)s %(message)s", datefmt=_LOG_DATEFMT)
+
+    def format(self, record: logging.LogRecord) -> str:
+        if self._verbose or record.name != "twinstar.live":
+            return super().format(record)
+        return (self._info if record.levelno <= logging.INFO else self._alert).format(record)
+
+
+def _redacted_excepthook(exc_type: type[BaseException], exc: BaseException, tb: types.TracebackType | None) -> None:
+    # ccxt's exception texts carry request URLs, and a signed URL carries its signature.
+    sys.stderr.write(redact("".join(traceback.format_exception(exc_type, exc, tb))))
+
+
+def _is_live_run(args: argparse.Namespace) -> bool:
+    """Whether `args` start a live session, whose log lines are shown by default."""
+    if args.command != "run" or not args.config:
+        return False
+    try:
+        return Config.load(args.config).exchange.id != "sim"
+    except ConfigError:
+        return False  # the command itself reports the broken file
+
+
+def _configure_logging(verbose: bool, *, live: bool = False) -> None:
+    """Log to stderr, redacted: warnings by default, twinstar's INFO too when live, DEBUG of everything with -v.
+
+    -v shows ccxt's HTTP traffic through its logger; every record (ccxt's, twinstar's, warnings',
+    tracebacks) passes the redacting filter on the root handlers on its way out.
+    """
+    handler = logging.StreamHandler()
+    handler.setFormatter(_ConsoleFormatter(verbose=verbose))
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, handlers=[handler])
+    if live and not verbose:
+        logging.getLogger("twinstar").setLevel(logging.INFO)
+    install_on_handlers()  # also on handlers someone installed before us, which basicConfig then kept
+    logging.captureWarnings(True)  # warnings through the redacted handlers, not straight to stderr
+    sys.excepthook = _redacted_excepthook
 
 
 def _run_async(main: Callable[[], Coroutine[Any, Any, int]]) -> int:
@@ -176,7 +221,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], Coroutine[Any, Any, int]]] = 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; return the process exit code."""
     args = build_parser().parse_args(argv)
-    _configure_logging(args.verbose)
+    _configure_logging(args.verbose, live=_is_live_run(args))
     command = COMMANDS[args.command]
     try:
         return _run_async(lambda: command(args))

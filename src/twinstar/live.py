@@ -21,6 +21,7 @@ from twinstar.handlers import build_pipeline
 from twinstar.handlers.journal import Journal
 from twinstar.handlers.storage import CandleStorage
 from twinstar.kernel import Component
+from twinstar.live_log import LiveLog
 from twinstar.timesync import TimeSync
 
 
@@ -71,6 +72,7 @@ def live_components(config: Config, clock: Clock, run_dir: Path | None = None) -
     parts: list[Component] = [
         AdapterSession(exchange),  # stopped last: components stop in reverse order
         Recorder(run_dir / "events.tws", config=config.to_dict(), meta={"kind": "live"}),
+        LiveLog(),  # one log line per order, fill, stop, reconciliation and reconnect
         timesync,
         *build_pipeline(config, clock, exchange, journal=journal),
         *(_feed(config, exchange, symbol, clock) for symbol in config.symbols),

@@ -32,6 +32,7 @@ from twinstar.bus.events import PositionSide, Side
 from twinstar.clock import Clock, LiveClock
 from twinstar.config import ExchangeConfig
 from twinstar.ratelimit import shared_limiter
+from twinstar.redact import redact, register_secrets
 
 log: Final = logging.getLogger("twinstar.adapters")
 
@@ -94,6 +95,7 @@ class CcxtExchange:
         self.clock = clock
         credentials = self.config.credentials()
         self._secrets = [v for v in credentials.values() if v]
+        register_secrets(self._secrets)  # process-wide: ccxt's own debug lines are redacted too
         options: dict[str, Any] = {"defaultType": self.config.market_type, **self.config.options}
         # Our own budget settings, not ccxt's: weight per window (ccxt cost units) and the window.
         window_s = float(options.pop("weight_window_s", 60.0))
@@ -172,10 +174,10 @@ class CcxtExchange:
             return await getattr(self.ccxt, method)(*args)
 
     def scrub(self, text: str) -> str:
-        """Remove every credential from `text`: keys must never reach logs or events."""
+        """Remove every credential and signature from `text`: keys must never reach logs or events."""
         for secret in self._secrets:
             text = text.replace(secret, "***")
-        return text
+        return redact(text)
 
     def _failure(self, exc: BaseException, cid: str, qty: float = 0.0) -> OrderResult:
         kind = classify(exc)
@@ -485,7 +487,10 @@ class CcxtExchange:
 
     async def server_time(self) -> int:
         """Return the venue's clock in milliseconds."""
-        return int(await self._call("fetch_time", "fetch_time"))
+        try:  # no markets needed: the clock must be right before anything is signed (loading markets may sign)
+            return int(await self.ccxt.fetch_time())
+        except Exception as exc:
+            raise ExchangeError(classify(exc), self.scrub(f"fetch_time: {type(exc).__name__}: {exc}")[:500]) from None
 
     async def close(self) -> None:
         """Close ccxt's HTTP session; resting stops stay on the venue."""
