@@ -41,6 +41,9 @@ class ExchangeConfig(_Section, frozen=True, kw_only=True, forbid_unknown_fields=
     private_key_env: str = ""
     # Candles from the WebSocket stream where ccxt.pro has one ("auto"), or always by REST polling.
     candle_feed: Literal["auto", "stream", "poll"] = "auto"
+    # Follow the account's orders on ccxt.pro's private stream where it has one: a stop the exchange
+    # fills is booked within a second instead of at the next check. Off: REST checks only.
+    order_stream: bool = True
     # Send every REST call to this base URL instead (a gateway, a proxy, a local emulator).
     api_base_url: str = ""
     options: dict[str, Any] = msgspec.field(default_factory=dict)

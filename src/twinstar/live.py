@@ -13,6 +13,7 @@ from twinstar.adapters import make_exchange
 from twinstar.adapters.base import Exchange
 from twinstar.adapters.ccxt_base import CcxtExchange
 from twinstar.adapters.feed import PollingCandleFeed, StreamCandleFeed, TradeCandleFeed
+from twinstar.adapters.order_stream import OrderStream, streams_orders
 from twinstar.bus.bus import Bus
 from twinstar.bus.record import Recorder
 from twinstar.clock import Clock
@@ -77,6 +78,8 @@ def live_components(config: Config, clock: Clock, run_dir: Path | None = None) -
         *build_pipeline(config, clock, exchange, journal=journal),
         *(_feed(config, exchange, symbol, clock) for symbol in config.symbols),
     ]
+    if config.exchange.order_stream and isinstance(exchange, CcxtExchange) and streams_orders(exchange):
+        parts.append(OrderStream(exchange, config.symbols, clock))
     if config.storage.dir:
         parts.append(CandleStorage(config.storage.dir, flush_every=config.storage.flush_every))
     return parts

@@ -55,6 +55,17 @@ def num(value: float) -> str:
     return format(value, ",.10g")
 
 
+def _feed(event: FeedConnected | FeedDisconnected | FeedStopped) -> str:
+    """What a feed event is about: a symbol's candle feed, or the account's order stream."""
+    return "order stream" if event.interval == "orders" else f"{event.symbol} {event.interval} feed"
+
+
+def _feed_line(event: FeedConnected | FeedStopped, what: str) -> str:
+    if event.interval == "orders":
+        return f"{event.exchange}  order stream {what}"
+    return f"{event.exchange} {event.symbol}  {event.interval} feed {what}"
+
+
 def _clock(ms: int) -> str:
     return dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
 
@@ -179,21 +190,17 @@ class LiveLog:
                     f"{'s' if event.symbols != 1 else ''}, {outcome}"
                 )
             case FeedConnected():
-                return info, f"{event.exchange} {event.symbol}  {event.interval} feed connected"
+                return info, _feed_line(event, "connected")
             case FeedDisconnected():
                 down = any(word in event.reason for word in _UNREACHABLE)
                 what = "unreachable" if down else "feed down"
-                # A feed that says when it tries again (`retry_in_s`) gets that said too.
-                retry_in_s: float | None = getattr(event, "retry_in_s", None)
-                when = f" in {num(retry_in_s)}s" if retry_in_s is not None else ""
+                when = f" in {num(event.retry_in_s)}s" if event.retry_in_s else ""
                 return warn, (
-                    f"{event.exchange} {what} ({event.symbol} {event.interval} feed): {event.reason}; "
+                    f"{event.exchange} {what} ({_feed(event)}): {event.reason}; "
                     f"retrying{when} (attempt {event.attempt})"
                 )
             case FeedStopped():
-                return info if event.reason == "shutdown" else warn, (
-                    f"{event.exchange} {event.symbol}  {event.interval} feed stopped: {event.reason}"
-                )
+                return info if event.reason == "shutdown" else warn, _feed_line(event, f"stopped: {event.reason}")
             case FeedGapDetected():
                 return info, (
                     f"{event.exchange} {event.symbol}  {event.interval} candles missing "

@@ -22,6 +22,14 @@ from twinstar.clock import Clock, LiveClock
 
 log: Final = logging.getLogger("twinstar.timesync")
 
+# A measured offset beyond this is refused, never applied: either the host clock is badly wrong (fix NTP)
+# or the venue's reply is (a proxy's cached page, a bad field). Venues refuse stamps a few seconds off anyway.
+MAX_OFFSET_MS: Final = 10 * 60_000
+
+
+class ImplausibleTimeError(ValueError):
+    """The venue's time reply is not a usable clock reading."""
+
 
 class Sample(msgspec.Struct, frozen=True):
     """One measurement: offset and round trip, in milliseconds."""
@@ -41,8 +49,15 @@ async def measure(exchange: Exchange, clock: Clock, samples: int = 5) -> Sample:
         sent = clock.now_ns()
         server_ms = await exchange.server_time()
         received = clock.now_ns()
+        if not isinstance(server_ms, int) or isinstance(server_ms, bool):
+            raise ImplausibleTimeError(f"server time {server_ms!r} is not a number of milliseconds")
         midpoint_ms = (sent + received) / 2 / 1_000_000
         sample = Sample(server_ms - midpoint_ms, (received - sent) / 1_000_000)
+        if abs(sample.offset_ms) > MAX_OFFSET_MS:
+            raise ImplausibleTimeError(
+                f"server time {server_ms} is {sample.offset_ms / 1000:+,.0f} s from this host's clock "
+                f"(more than {MAX_OFFSET_MS // 60_000} min): not applied"
+            )
         if best is None or sample.rtt_ms < best.rtt_ms:
             best = sample
     assert best is not None
@@ -81,6 +96,9 @@ class TimeSync:
             sample = await measure(self.exchange, self.clock, self.samples)
         except ExchangeError as exc:
             log.warning("time sync with %s failed: %s", self.exchange.name, exc.message)
+            return None
+        except ImplausibleTimeError as exc:
+            log.error("time sync with %s refused: %s", self.exchange.name, exc)
             return None
         if isinstance(self.clock, LiveClock):
             # The sample is relative to the already-corrected clock: add it on.

@@ -20,6 +20,7 @@ from twinstar.testing import BybitVenue, Failure, bybit_venue
 pytestmark = pytest.mark.anyio
 BTC = "BTC/USDT:USDT"
 CREATE = "/v5/order/create"
+AMEND = "/v5/order/amend"
 T0 = 1_700_000_040_000  # a minute boundary
 
 
@@ -104,13 +105,14 @@ async def test_a_market_order_is_rounded_sent_by_link_id_and_read_back_filled() 
     assert balance == Balance(currency="USDT", free=9_963.802, total=9_999.802)
 
 
-async def test_stops_carry_the_trigger_direction_and_move_new_before_old() -> None:
+async def test_a_conditional_stop_carries_its_trigger_direction_and_moves_by_amend() -> None:
     async with bybit_venue() as v:
         adapter = _adapter(v)
         try:
             await adapter.place_market_order(BTC, "buy", 0.01, client_order_id="tw-open")
             first = await adapter.update_stop_loss(BTC, "long", 0.01, 29_000.04, client_order_id="tw-s1")
             second = await adapter.update_stop_loss(BTC, "long", 0.01, 29_500.0, client_order_id="tw-s2")
+            again = await adapter.update_stop_loss(BTC, "long", 0.01, 29_500.0, client_order_id="tw-s3")
             closed = await adapter.close_position(BTC, client_order_id="tw-close")
         finally:
             await adapter.close()
@@ -126,24 +128,57 @@ async def test_stops_carry_the_trigger_direction_and_move_new_before_old() -> No
         "reduceOnly": True,
         "positionIdx": 0,
     }
-    assert (first.ok, first.status, second.ok) == (True, "open", True)
-    # The new stop was on the book before the old one was cancelled, and the cancel names no spot-only flag.
-    calls = [(m, p) for m, p in v.requests if p in (CREATE, "/v5/order/cancel")]
-    assert calls[1:4] == [("POST", CREATE), ("POST", CREATE), ("POST", "/v5/order/cancel")]
-    assert v.cancels[0] == {"symbol": "BTCUSDT", "orderId": v.orders["tw-s1"]["orderId"], "category": "linear"}
+    # The move is one amend of the resting stop: no second stop at any moment, nothing left to cancel.
+    order_id = v.orders["tw-s1"]["orderId"]
+    assert v.amends[0] == {
+        "category": "linear",
+        "symbol": "BTCUSDT",
+        "triggerPrice": "29500",
+        "qty": "0.01",
+        "orderId": order_id,
+    }
+    assert [(r.ok, r.client_order_id, r.order_id) for r in (first, second, again)] == [
+        (True, "tw-s1", order_id),
+        (True, "tw-s1", order_id),  # the amended stop keeps its own client id
+        (True, "tw-s1", order_id),  # unchanged: "order not modified" is the stop as wanted
+    ]
+    assert len(v.amends) == 2
+    assert [body["orderLinkId"] for body in v.created] == ["tw-open", "tw-s1", "tw-close"]
+    assert v.orders["tw-s1"]["triggerPrice"] == "29500"
     assert {link: o["orderStatus"] for link, o in v.orders.items()} == {
         "tw-open": "Filled",
-        "tw-s1": "Deactivated",
-        "tw-s2": "Deactivated",  # close_position cancels the stop after the exit filled
+        "tw-s1": "Deactivated",  # close_position cancels the stop after the exit filled
         "tw-close": "Filled",
     }
-    assert (closed.ok, closed.filled_qty, v.created[3]["reduceOnly"], v.created[3]["side"]) == (
+    assert v.cancels == [{"symbol": "BTCUSDT", "orderId": order_id, "category": "linear"}]
+    assert (closed.ok, closed.filled_qty, v.created[2]["reduceOnly"], v.created[2]["side"]) == (
         True,
         0.01,
         True,
         "Sell",
     )
     assert v.positions == {"BTCUSDT": 0.0}
+
+
+async def test_a_stop_the_venue_will_not_amend_is_replaced_new_before_old() -> None:
+    async with bybit_venue() as v:
+        adapter = _adapter(v)
+        try:
+            await adapter.place_market_order(BTC, "buy", 0.02, client_order_id="tw-open")
+            await adapter.update_stop_loss(BTC, "long", 0.02, 29_000.0, client_order_id="tw-s1")
+            v.failures.append(Failure(200, _ret(110001, "order not exists or too late to replace"), path=AMEND))
+            moved = await adapter.update_stop_loss(BTC, "long", 0.02, 29_500.0, client_order_id="tw-s2")
+        finally:
+            await adapter.close()
+    assert (moved.ok, moved.client_order_id) == (True, "tw-s2")
+    # Refused amend, then the new stop on the book, then the old one cancelled: never a moment without a stop.
+    calls = [p for _, p in v.requests if p in (CREATE, AMEND, "/v5/order/cancel")]
+    assert calls == [CREATE, CREATE, AMEND, CREATE, "/v5/order/cancel"]
+    assert {link: o["orderStatus"] for link, o in v.orders.items()} == {
+        "tw-open": "Filled",
+        "tw-s1": "Deactivated",
+        "tw-s2": "Untriggered",
+    }
 
 
 async def test_a_short_stop_rises_to_its_trigger() -> None:

@@ -20,7 +20,6 @@ from twinstar.bus.events import (
     FeedDisconnected,
     OrderFailed,
     OrderPlaced,
-    PositionClosed,
     SignalFired,
     SLUpdated,
     SLUpdateFailed,
@@ -84,7 +83,7 @@ async def test_a_timeout_after_the_order_reached_the_book_is_found_by_link_id_no
         tap = await _trade(v, _signal(0.0), qty=0.01, stops=False)
     placed = tap.of(OrderPlaced)
     assert [(p.client_order_id, p.filled_qty, p.attempts) for p in placed] == [(CID, 0.01, 1)]  # type: ignore[attr-defined]
-    assert list(v.orders) == [CID]  # one order on the book
+    assert _plain(v) == [CID]  # one order on the book (besides the stop it carried)
     assert _creates(v) == 1  # and only one was ever sent
     assert ("GET", "/v5/order/realtime") in v.requests
 
@@ -95,7 +94,7 @@ async def test_a_timeout_before_the_book_is_resent_once_with_the_same_link_id() 
         tap = await _trade(v, _signal(0.0), qty=0.01, stops=False)
     placed = tap.of(OrderPlaced)
     assert [(p.client_order_id, p.attempts) for p in placed] == [(CID, 2)]  # type: ignore[attr-defined]
-    assert list(v.orders) == [CID]
+    assert _plain(v) == [CID]
     assert [body["orderLinkId"] for body in v.created] == [CID]  # the first never reached the venue's book
     assert _creates(v) == 2
 
@@ -105,7 +104,7 @@ async def test_rate_limited_by_retcode_10006_is_retried_after_a_backoff() -> Non
         v.failures.append(Failure(200, {"retCode": 10006, "retMsg": "Too many visits!"}, path=CREATE))
         tap = await _trade(v, _signal(0.0), qty=0.01, stops=False)
     assert [(p.client_order_id, p.attempts) for p in tap.of(OrderPlaced)] == [(CID, 2)]  # type: ignore[attr-defined]
-    assert list(v.orders) == [CID]
+    assert _plain(v) == [CID]
 
 
 async def test_insufficient_margin_is_final() -> None:
@@ -117,7 +116,7 @@ async def test_insufficient_margin_is_final() -> None:
     assert _creates(v) == 1
 
 
-async def test_a_partial_fill_gets_a_stop_for_exactly_what_filled() -> None:
+async def test_a_partial_fill_is_protected_by_the_stop_it_carried_for_exactly_what_filled() -> None:
     async with bybit_venue() as v:
         v.fill_ratio = 0.4
         tap = await _trade(v, _signal(29_000.0), qty=0.1, stops=True)
@@ -132,26 +131,26 @@ async def test_a_partial_fill_gets_a_stop_for_exactly_what_filled() -> None:
         2,
         True,
     )
-    assert stop["orderStatus"] == "Untriggered"
+    assert (stop["orderStatus"], stop["stopOrderType"]) == ("Untriggered", "StopLoss")  # the position's own stop
     assert [e.qty for e in tap.of(SLUpdated)] == [0.04]  # type: ignore[attr-defined]
     assert v.positions == {"BTCUSDT": 0.04}
 
 
-async def test_a_stop_the_venue_keeps_rejecting_ends_in_an_emergency_exit_on_the_venue() -> None:
+async def test_an_entry_whose_stop_the_venue_refuses_is_refused_whole_never_left_unprotected() -> None:
     async with bybit_venue() as v:
-        # A long's stop above the market would fire at once: Bybit answers 110093 every time.
+        # A long's stop above the market would fire at once: Bybit refuses the entry that carries it.
         tap = await _trade(v, _signal(30_500.0), qty=0.1, stops=True)
-    [failed] = tap.of(SLUpdateFailed)
-    assert failed.attempts == 4  # type: ignore[attr-defined]
-    assert "110093" in failed.message  # type: ignore[attr-defined]
-    assert [e.reason for e in tap.of(EmergencyExit)] == ["no stop-loss could be placed"]  # type: ignore[attr-defined]
-    assert [e.reason for e in tap.of(PositionClosed)] == ["emergency_exit"]  # type: ignore[attr-defined]
-    assert v.positions == {"BTCUSDT": 0.0}  # flat on the venue, not just in our books
-    assert [(o["side"], o["reduceOnly"], o["orderStatus"]) for o in v.orders.values()] == [
-        ("Buy", False, "Filled"),
-        ("Sell", True, "Filled"),
-    ]
-    assert [body.get("triggerDirection") for body in v.created] == [None, 2, 2, 2, 2, None]
+    [failed] = tap.of(OrderFailed)
+    assert (failed.error_kind, failed.attempts) == ("invalid_order", 1)  # type: ignore[attr-defined]
+    assert "should lower than base_price" in failed.message  # type: ignore[attr-defined]
+    assert tap.of(SLUpdateFailed) == [] and tap.of(EmergencyExit) == []
+    assert v.orders == {} and v.positions.get("BTCUSDT", 0.0) == 0.0
+    assert [body.get("stopLoss") for body in v.created] == ["30500"]
+
+
+def _plain(v: BybitVenue) -> list[str]:
+    """The link ids of the orders on the book that are not stops."""
+    return [link for link, o in v.orders.items() if not o["stopOrderType"]]
 
 
 def _history(v: BybitVenue, opens: list[int]) -> None:

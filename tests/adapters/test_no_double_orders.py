@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from tests.adapters.test_adapters_wire import _config
@@ -9,10 +11,10 @@ from tests.pipeline.harness import Tap
 from twinstar.adapters.binance import BinanceUsdm
 from twinstar.bus.bus import Bus
 from twinstar.bus.events import OrderFailed, OrderPlaced, SignalFired
-from twinstar.clock import SimClock
+from twinstar.clock import LiveClock, SimClock
 from twinstar.config import ExecutionConfig, RiskConfig
 from twinstar.handlers.execution import ExecutionHandler, client_order_id
-from twinstar.testing import Failure, venue
+from twinstar.testing import Failure, Venue, venue
 
 pytestmark = pytest.mark.anyio
 SIGNAL = SignalFired(
@@ -78,3 +80,51 @@ async def test_a_definitive_rejection_over_the_wire_is_final() -> None:
     assert [(f.error_kind, f.attempts) for f in failed] == [("invalid_order", 1)]
     assert orders == {}
     assert posts == 1
+
+
+async def _late_request(delay_s: float) -> tuple[list[object], Venue]:
+    """The order request itself reaches the venue `delay_s` late, long after the client gave up on it.
+
+    Real time throughout (the receive window is the venue's clock against the
+    request's stamp): a 1 s recvWindow, a 0.5 s client timeout.
+    """
+    async with venue() as v:
+        clock = LiveClock()
+        adapter = BinanceUsdm(config=_config("binanceusdm"), clock=clock)
+        v.point(adapter.ccxt)
+        adapter.ccxt.timeout = 500
+        adapter.ccxt.options["recvWindow"] = 1_000
+        bus = Bus(clock, mode="replay")
+        tap = Tap()
+        tap.attach(bus)
+        ExecutionHandler(adapter, clock, ExecutionConfig(), RiskConfig(order_qty=0.01)).attach(bus)
+        try:
+            await adapter.ccxt.load_markets()
+            v.failures.append(Failure(arrives_late=True, delay_s=delay_s, path="/fapi/v1/order"))
+            await bus.publish(SIGNAL)
+            await asyncio.sleep(max(0.0, delay_s - 1.5) + 0.3)  # until the held request has surely arrived
+        finally:
+            await adapter.close()
+        return tap.events, v
+
+
+async def test_a_request_arriving_late_inside_its_window_is_found_and_never_sent_again() -> None:
+    # It reaches the book 0.8 s after it was sent: after the client's timeout and its first lookup ("not
+    # found"), inside its receive window. Execution waits for the window to close, looks again, finds it.
+    events, v = await _late_request(0.8)
+    placed = [e for e in events if isinstance(e, OrderPlaced)]
+    assert [(p.client_order_id, p.filled_qty, p.attempts) for p in placed] == [(CID, 0.01, 1)]
+    assert v.requests.count(("POST", "/fapi/v1/order")) == 1
+    assert [o["clientOrderId"] for o in v.orders_by_id.values()] == [CID]  # one order ever executed
+    assert v.positions["BTCUSDT"] == 0.01
+
+
+async def test_a_request_arriving_after_its_window_is_refused_and_the_resend_executes_once() -> None:
+    # Held 2.5 s: the window (1 s, plus 1 s of clock tolerance) has closed, so the resend goes out at 2 s;
+    # the held request arrives after it and is refused (-1021): one order, not two.
+    events, v = await _late_request(2.5)
+    placed = [e for e in events if isinstance(e, OrderPlaced)]
+    assert [(p.client_order_id, p.filled_qty, p.attempts) for p in placed] == [(CID, 0.01, 2)]
+    assert v.requests.count(("POST", "/fapi/v1/order")) == 2  # the held one did arrive, and was refused
+    assert [o["clientOrderId"] for o in v.orders_by_id.values()] == [CID]
+    assert v.positions["BTCUSDT"] == 0.01

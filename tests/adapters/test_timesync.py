@@ -71,3 +71,24 @@ async def test_offset_is_measured_within_the_bound_the_round_trip_allows() -> No
         second = sync.last
         assert second is not None
         assert abs(second.offset_ms - -1_000) <= second.rtt_ms / 2 + 5
+
+
+@pytest.mark.parametrize("venue_offset_ms", [2 * 86_400_000, -3_600_000, 11 * 60_000])
+async def test_an_implausible_server_time_is_refused_and_the_clock_left_alone(
+    venue_offset_ms: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with venue() as v:
+        clock = LiveClock()
+        adapter = BinanceUsdm(config=_config("binanceusdm"), clock=clock)
+        v.point(adapter.ccxt)
+        sync = TimeSync(adapter, clock, samples=1)
+        try:
+            v.offset_ms = 700
+            assert await sync.sync_once() is not None  # a plausible offset is applied
+            applied = clock.offset_ms
+            v.offset_ms = venue_offset_ms  # a reply from a clock a day, an hour, 11 minutes away
+            assert await sync.sync_once() is None
+        finally:
+            await adapter.close()
+    assert clock.offset_ms == applied
+    assert "time sync with binanceusdm refused: server time" in caplog.text

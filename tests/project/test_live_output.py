@@ -131,7 +131,10 @@ def test_each_event_is_one_readable_line_at_its_level() -> None:
             reason="fetch_ohlcv: ExchangeNotAvailable: binanceusdm GET http://127.0.0.1:9/fapi/v1/klines",
             attempt=3,
         ),
-        FeedDisconnected(ts_ns=1, exchange=EX, symbol=BTC, interval="1m", reason="stream silent", attempt=1),
+        FeedDisconnected(
+            ts_ns=1, exchange=EX, symbol=BTC, interval="1m", reason="stream silent", attempt=1, retry_in_s=2.0
+        ),
+        FeedDisconnected(ts_ns=1, exchange=EX, symbol="*", interval="orders", reason="stream closed", attempt=2),
         EmergencyExit(ts_ns=1, exchange=EX, symbol=BTC, qty=0.01, reason="no stop could be placed"),
         HandlerFailed(ts_ns=1, handler="Strategy", event_type="CandleClosed", error="ValueError: bad"),
         StopOrphaned(ts_ns=1, exchange=EX, symbol=BTC, stop_price=29_000.0, reason="no position"),
@@ -170,7 +173,8 @@ def test_each_event_is_one_readable_line_at_its_level() -> None:
             "binanceusdm unreachable (BTC/USDT:USDT 1m feed): fetch_ohlcv: ExchangeNotAvailable: binanceusdm GET "
             "http://127.0.0.1:9/fapi/v1/klines; retrying (attempt 3)",
         ),
-        (warn, "binanceusdm feed down (BTC/USDT:USDT 1m feed): stream silent; retrying (attempt 1)"),
+        (warn, "binanceusdm feed down (BTC/USDT:USDT 1m feed): stream silent; retrying in 2s (attempt 1)"),
+        (warn, "binanceusdm feed down (order stream): stream closed; retrying (attempt 2)"),
         (logging.ERROR, "binanceusdm BTC/USDT:USDT  EMERGENCY EXIT: closing 0.01 at market: no stop could be placed"),
         (logging.ERROR, "handler Strategy failed on CandleClosed: ValueError: bad"),
         (info, "binanceusdm BTC/USDT:USDT  StopOrphaned: stop_price=29,000, reason=no position"),
@@ -241,7 +245,7 @@ async def test_an_unreachable_exchange_is_said_at_once_and_every_retry_is_visibl
     base = f"http://127.0.0.1:{_closed_port()}"
     unreachable = re.compile(
         rf"{STAMP}WARNING binanceusdm unreachable \(BTC/USDT:USDT {INTERVAL_S}s feed\): .*ExchangeNotAvailable.*; "
-        r"retrying \(attempt (\d+)\)"
+        r"retrying in \d+s \(attempt (\d+)\)"
     )
 
     def attempts(err: str) -> list[int]:

@@ -362,5 +362,5 @@ async def test_a_verbose_live_session_on_bybit_writes_no_key_secret_or_signature
             assert await run.interrupt() == 0, run.stderr[-3000:]
             written = run.written()
         tasks.cancel_scope.cancel()
-    assert any("triggerPrice" in body for body in v.created)  # orders and stops really went out
+    assert any("stopLoss" in body for body in v.created)  # orders with their stop attached really went out
     _assert_ran_and_leaked_nothing(written, v.sensitive, "X-BAPI-SIGN")

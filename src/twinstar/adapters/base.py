@@ -9,7 +9,7 @@ tells the caller whether a retry can help and whether the order might exist.
 from __future__ import annotations
 
 import enum
-from typing import Literal, Protocol, TypeAlias, runtime_checkable
+from typing import Any, Literal, Protocol, TypeAlias, runtime_checkable
 
 import msgspec
 
@@ -57,6 +57,10 @@ class OrderResult(msgspec.Struct, frozen=True, kw_only=True):
     error_kind: ErrorKind | None = None
     message: str = ""
     timestamp_ms: int = 0
+    #: An entry's stop-loss the venue took on the order itself (0: none); in force from the fill on.
+    stop_price: float = 0.0
+    #: The id that attached stop is listed under (`fetch_open_orders`, `fetch_order`).
+    stop_client_order_id: str = ""
 
     def __bool__(self) -> bool:
         return self.ok
@@ -73,6 +77,8 @@ class OrderResult(msgspec.Struct, frozen=True, kw_only=True):
         avg_price: float,
         fee: float = 0.0,
         timestamp_ms: int = 0,
+        stop_price: float = 0.0,
+        stop_client_order_id: str = "",
     ) -> OrderResult:
         """Build the result of an order the exchange accepted."""
         return cls(
@@ -85,6 +91,8 @@ class OrderResult(msgspec.Struct, frozen=True, kw_only=True):
             avg_price=avg_price,
             fee=fee,
             timestamp_ms=timestamp_ms,
+            stop_price=stop_price,
+            stop_client_order_id=stop_client_order_id,
         )
 
     @classmethod
@@ -120,6 +128,17 @@ class Bar(msgspec.Struct, frozen=True, array_like=True):
     volume: float
 
 
+def bar_from_row(row: Any) -> Bar | None:
+    """A `[open_ms, open, high, low, close, volume]` row from the wire as a Bar; None when it is not one."""
+    try:
+        open_ms = row[0]
+        if isinstance(open_ms, bool) or not isinstance(open_ms, int | float) or not float(open_ms).is_integer():
+            return None
+        return Bar(int(open_ms), float(row[1]), float(row[2]), float(row[3]), float(row[4]), float(row[5] or 0))
+    except (TypeError, ValueError, IndexError, KeyError, OverflowError):
+        return None
+
+
 class Position(msgspec.Struct, frozen=True, kw_only=True):
     """An open position as the exchange reports it."""
 
@@ -130,7 +149,12 @@ class Position(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class OpenOrder(msgspec.Struct, frozen=True, kw_only=True):
-    """An order resting on the venue: a plain order, or a stop (`stop_price` > 0)."""
+    """An order resting on the venue: a plain order, or a stop (`stop_price` > 0).
+
+    `position_stop` marks the venue's own stop-loss of the position (Bybit's
+    position TP/SL): at most one per position, sized with it and removed with
+    it by the venue, so it is the kernel's to manage whatever its client id.
+    """
 
     symbol: str
     order_id: str
@@ -139,6 +163,7 @@ class OpenOrder(msgspec.Struct, frozen=True, kw_only=True):
     qty: float  # base units, as the kernel counts
     stop_price: float = 0.0
     reduce_only: bool = False
+    position_stop: bool = False
 
     @property
     def is_stop(self) -> bool:
@@ -198,8 +223,19 @@ class Exchange(Protocol):
         *,
         client_order_id: str,
         reduce_only: bool = False,
+        stop_price: float | None = None,
+        stop_client_order_id: str = "",
     ) -> OrderResult:
-        """Send a market order tagged with `client_order_id`."""
+        """Send a market order tagged with `client_order_id`.
+
+        With `stop_price`, an entry carries its stop-loss where the venue takes
+        one on the order (`stop_client_order_id` names it where the venue keeps
+        a client id for it): the result's `stop_price` then says it is in force
+        from the fill on, for what filled. A venue that refuses the stop refuses
+        the whole order, so an entry never goes out unprotected. Where no stop
+        can ride on the order, it is ignored (result `stop_price` 0) and the
+        caller places one on the fill.
+        """
         ...
 
     async def update_stop_loss(
@@ -211,10 +247,12 @@ class Exchange(Protocol):
         *,
         client_order_id: str,
     ) -> OrderResult:
-        """Place a stop for the position, then cancel the previous one.
+        """Move the position's stop, or place one; never a moment without one, never two.
 
-        The new stop goes in before the old one is cancelled, so a failure at
-        any point leaves at least the previous stop in force.
+        Where the venue amends a stop in place, it is amended (the result keeps
+        the stop's own client id); otherwise the new stop goes in before the
+        old one is cancelled, so a failure at any point leaves at least the
+        previous stop in force.
         """
         ...
 
@@ -235,7 +273,7 @@ class Exchange(Protocol):
         ...
 
     def adopt_stop(self, symbol: str, order: OpenOrder | None) -> None:
-        """Take `order` as the stop in force for `symbol` (found at reconciliation), or forget it."""
+        """Take `order` as the stop in force for `symbol` (found by reconciliation or on an entry), or forget it."""
         ...
 
     async def fetch_position(self, symbol: str) -> Position | None:

@@ -6,6 +6,11 @@
 * ccxt's `fetch_order(None, symbol, {"clientOrderId": ...})` sends the literal
   `orderId=None`; a lookup by client id therefore calls the endpoint itself with
   `clientOrderId` alone (`GET /openApi/swap/v2/trade/order`, spot `/openApi/spot/v1/trade/query`).
+* BingX takes a stop-loss on the entry (ccxt `stopLoss` -> a JSON `stopLoss`
+  field: STOP_MARKET, its quantity the ordered amount, not what filled), but the
+  stop it makes carries no client id of ours. Until a loopback BingX proves it
+  can be found after a restart and moved without doubling, entries do not carry
+  it: the stop is placed on the fill, sized to what filled.
 """
 
 from __future__ import annotations

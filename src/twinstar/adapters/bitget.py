@@ -11,6 +11,12 @@
 * Orders are one-way-mode orders (`reduceOnly=YES`, no `tradeSide`).
 * On its first private call ccxt probes `GET /api/v3/account/settings` to tell a
   unified (UTA) account from a classic one; any failure there means classic v2.
+* Bitget takes a stop-loss on the entry (ccxt `stopLoss` -> `presetStopLossPrice`),
+  but it becomes a position TP/SL plan (`planType=pos_loss`) without our client
+  id, which ccxt's trigger listing (`normal_plan`) does not show and which moves
+  through its own endpoints (`place-pos-tpsl`, `modify-tpsl-order`). Until a
+  loopback Bitget proves that lifecycle (found after a restart, moved, never
+  doubled), entries do not carry it: the stop is placed on the fill.
 """
 
 from __future__ import annotations

@@ -2,9 +2,11 @@
 
 Venue modules subclass `CcxtExchange` and override only their quirks: how a
 stop order is expressed, how an order is found by client id, whether stops
-exist at all. Every order call returns an `OrderResult`; ccxt exceptions are
-classified by `adapters.errors.classify` and never escape. Messages are
-scrubbed of credentials before they go anywhere.
+exist at all, whether an entry carries its stop (`attach_stop`) and whether a
+stop is amended in place (`amend_stop`; otherwise new-before-old). Every
+order call returns an `OrderResult`; ccxt exceptions are classified by
+`adapters.errors.classify` and never escape. Messages are scrubbed of
+credentials before they go anywhere.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any, ClassVar, Final
 import ccxt
 import ccxt.async_support as ccxt_async
 import ccxt.pro as ccxt_pro
+import msgspec
 
 from twinstar.adapters.base import (
     Balance,
@@ -26,6 +29,7 @@ from twinstar.adapters.base import (
     OrderResult,
     OrderStatus,
     Position,
+    bar_from_row,
 )
 from twinstar.adapters.errors import classify
 from twinstar.bus.events import PositionSide, Side
@@ -77,6 +81,10 @@ class CcxtExchange:
     has_recv_window: ClassVar[bool] = False
     #: Attempts at cancelling a replaced stop before leaving it to the reconciler's sweep.
     cancel_attempts: ClassVar[int] = 3
+    #: Whether an entry carries its stop-loss on the order itself (`attach_params`).
+    attach_stop: ClassVar[bool] = False
+    #: Whether the venue places an attached stop only once the entry filled completely (OKX).
+    attach_needs_full_fill: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -94,8 +102,7 @@ class CcxtExchange:
             raise ValueError(f"unknown exchange {self._id!r}: ccxt has no such exchange")
         self.clock = clock
         credentials = self.config.credentials()
-        self._secrets = [v for v in credentials.values() if v]
-        register_secrets(self._secrets)  # process-wide: ccxt's own debug lines are redacted too
+        register_secrets(v for v in credentials.values() if v)  # process-wide: ccxt's own debug lines too
         options: dict[str, Any] = {"defaultType": self.config.market_type, **self.config.options}
         # Our own budget settings, not ccxt's: weight per window (ccxt cost units) and the window.
         window_s = float(options.pop("weight_window_s", 60.0))
@@ -156,6 +163,11 @@ class CcxtExchange:
         return self.native_stop
 
     @property
+    def attaches_stop(self) -> bool:
+        """Whether entries carry their stop: `attach_stop` venues, derivatives only (spot has no position)."""
+        return self.attach_stop and self.config.market_type != "spot"
+
+    @property
     def request_expiry_ms(self) -> int | None:
         """recvWindow plus the venue's 1 s tolerance for early stamps, where the venue enforces one."""
         if not self.has_recv_window:
@@ -175,8 +187,6 @@ class CcxtExchange:
 
     def scrub(self, text: str) -> str:
         """Remove every credential and signature from `text`: keys must never reach logs or events."""
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
         return redact(text)
 
     def _failure(self, exc: BaseException, cid: str, qty: float = 0.0) -> OrderResult:
@@ -198,6 +208,10 @@ class CcxtExchange:
         size = market.get("contractSize") if market.get("contract") else None
         return float(size) if size else 1.0
 
+    def base_qty(self, symbol: str, amount: float) -> float:
+        """A ccxt amount of `symbol` (contracts on derivatives) in base units, as the kernel counts."""
+        return amount * self._contract_size(symbol)
+
     def _amount(self, symbol: str, qty: float) -> float:
         """`qty` (base units, as the kernel counts) as the venue's amount: contracts, at its precision."""
         return float(self.ccxt.amount_to_precision(symbol, qty / self._contract_size(symbol)))
@@ -216,6 +230,7 @@ class CcxtExchange:
         """The kernel's view of a ccxt order: quantities back in base units."""
         fee = order.get("fee") or {}
         size = self._contract_size(order.get("symbol") or symbol)
+        stop = self._attached_stop(order)
         return OrderResult.success(
             client_order_id=order.get("clientOrderId") or cid,
             order_id=str(order.get("id") or ""),
@@ -225,7 +240,19 @@ class CcxtExchange:
             avg_price=float(order.get("average") or order.get("price") or 0.0),
             fee=float(fee.get("cost") or 0.0),
             timestamp_ms=int(order.get("timestamp") or self.clock.now_ms()),
+            stop_price=stop,
+            stop_client_order_id=self.attached_stop_id(order) if stop else "",
         )
+
+    def _attached_stop(self, order: dict[str, Any]) -> float:
+        """The stop in force from entry `order`, as the venue echoes it: any lookup of the entry tells (0: none)."""
+        if not self.attaches_stop or order.get("reduceOnly") or not self._attached_in_force(_status(order)):
+            return 0.0
+        return float(order.get("stopLossPrice") or 0.0)
+
+    def _attached_in_force(self, status: OrderStatus) -> bool:
+        """Whether an entry's attached stop protects what filled, given the entry's status."""
+        return status == "filled" or not self.attach_needs_full_fill
 
     # -- quirks (override per venue) ---------------------------------------
 
@@ -248,6 +275,20 @@ class CcxtExchange:
         """ccxt params for cancelling a stop (conditional) order."""
         return {"trigger": True}
 
+    def attach_params(self, symbol: str, stop_price: float, stop_client_order_id: str) -> dict[str, Any]:
+        """ccxt params that attach a stop-loss to an entry (venues with `attach_stop`)."""
+        return {"stopLoss": {"triggerPrice": stop_price}}
+
+    def attached_stop_id(self, order: dict[str, Any]) -> str:
+        """The id an entry's attached stop is listed under, read from the entry (ccxt order)."""
+        return ""
+
+    async def amend_stop(
+        self, symbol: str, previous: dict[str, Any], amount: float, price: float
+    ) -> OrderResult | None:
+        """Move the resting stop `previous` in place; None where the venue has no amend for it."""
+        return None
+
     async def find_order(self, symbol: str, client_order_id: str) -> dict[str, Any]:
         """Fetch an order by client id (ccxt raises OrderNotFound when absent)."""
         return dict(await self.ccxt.fetch_order(None, symbol, {"clientOrderId": client_order_id}))
@@ -255,22 +296,40 @@ class CcxtExchange:
     # -- protocol ----------------------------------------------------------
 
     async def place_market_order(
-        self, symbol: str, side: Side, qty: float, *, client_order_id: str, reduce_only: bool = False
+        self,
+        symbol: str,
+        side: Side,
+        qty: float,
+        *,
+        client_order_id: str,
+        reduce_only: bool = False,
+        stop_price: float | None = None,
+        stop_client_order_id: str = "",
     ) -> OrderResult:
-        """Send a market order tagged with `client_order_id`."""
+        """Send a market order tagged with `client_order_id`, its stop attached where the venue takes one."""
+        attach = self.attaches_stop and not reduce_only and stop_price is not None and stop_price > 0
         try:
             await self._markets()
             amount = self._amount(symbol, qty)
             price = await self.market_order_price(symbol, side)
             self._check_minimum(symbol, amount, reduce_only)
-            order = await self._signed(
-                "create_order", symbol, "market", side, amount, price, self.order_params(client_order_id, reduce_only)
-            )
+            params = self.order_params(client_order_id, reduce_only)
+            if attach and stop_price is not None:
+                stop_price = self._price(symbol, stop_price)
+                params |= self.attach_params(symbol, stop_price, stop_client_order_id)
+            order = await self._signed("create_order", symbol, "market", side, amount, price, params)
         except Exception as exc:
             return self._failure(exc, client_order_id, qty)
         if self.read_back_fills:
-            return await self.read_back(symbol, client_order_id, qty)
-        return self._result(order, client_order_id, qty, symbol)
+            result = await self.read_back(symbol, client_order_id, qty)
+        else:
+            result = self._result(order, client_order_id, qty, symbol)
+        in_force = result.ok and self._attached_in_force(result.status)
+        if attach and stop_price is not None and in_force and not result.stop_price:
+            # The venue took the order with its stop (it refuses both or neither), even where the reply omits it.
+            sid = result.stop_client_order_id or self.attached_stop_id(order) or stop_client_order_id
+            result = msgspec.structs.replace(result, stop_price=stop_price, stop_client_order_id=sid)
+        return result
 
     async def read_back(self, symbol: str, client_order_id: str, qty: float) -> OrderResult:
         """The state of an order the venue took, by client id.
@@ -306,11 +365,22 @@ class CcxtExchange:
         side: Side = "sell" if position_side == "long" else "buy"
         try:
             await self._markets()
-            params = self.stop_params(position_side, self._price(symbol, stop_price), client_order_id)
-            order = await self._signed("create_order", symbol, "market", side, self._amount(symbol, qty), None, params)
+            price, amount = self._price(symbol, stop_price), self._amount(symbol, qty)
         except Exception as exc:
             return self._failure(exc, client_order_id, qty)
-        previous, self._stops[symbol] = self._stops.get(symbol), dict(order)
+        previous = self._stops.get(symbol)
+        if previous is not None:
+            amended = await self.amend_stop(symbol, previous, amount, price)
+            if amended is not None and (amended.ok or (amended.error_kind or ErrorKind.UNKNOWN).ambiguous):
+                return amended  # moved in place; or maybe moved: the caller tries again, and amends again
+            if amended is not None:
+                log.info("%s: amending the stop of %s failed (%s); replacing it", self._id, symbol, amended.message)
+        try:
+            params = self.stop_params(position_side, price, client_order_id)
+            order = await self._signed("create_order", symbol, "market", side, amount, None, params)
+        except Exception as exc:
+            return self._failure(exc, client_order_id, qty)
+        self._stops[symbol] = dict(order)
         if previous is not None:
             await self._cancel_replaced(symbol, previous)
         return self._result(order, client_order_id, qty, symbol)
@@ -319,7 +389,7 @@ class CcxtExchange:
         """Cancel a stop the new one replaced; after `cancel_attempts` the reconciler sweeps it."""
         for attempt in range(1, self.cancel_attempts + 1):
             try:
-                await self._signed("cancel_order", previous.get("id"), symbol, self.cancel_stop_params())
+                await self._cancel_stop(symbol, previous)
                 return
             except ccxt.OrderNotFound:
                 return  # already gone (filled, cancelled by hand): nothing left to protect twice
@@ -350,7 +420,7 @@ class CcxtExchange:
             )
         cid = str(stop.get("clientOrderId") or "")
         try:
-            await self._signed("cancel_order", stop.get("id"), symbol, self.cancel_stop_params())
+            await self._cancel_stop(symbol, stop)
         except ccxt.OrderNotFound as exc:
             return self._failure(exc, cid)  # no longer resting (filled, cancelled): nothing to remember
         except Exception as exc:
@@ -365,6 +435,16 @@ class CcxtExchange:
             avg_price=0.0,
             timestamp_ms=self.clock.now_ms(),
         )
+
+    async def _cancel_stop(self, symbol: str, stop: dict[str, Any]) -> None:
+        """Cancel one stop this adapter knows; one attached to an entry is found by its client id first."""
+        order_id, cid = stop.get("id"), stop.get("clientOrderId")
+        if not order_id:  # the venue gave the attached stop its own id: find it by ours (never by none)
+            found = [o for o in await self.fetch_open_orders(symbol) if cid and o.is_stop and o.client_order_id == cid]
+            if not found:
+                raise ccxt.OrderNotFound(f"{self._id}: no resting stop {cid} in {symbol}")
+            order_id = found[0].order_id
+        await self._signed("cancel_order", order_id, symbol, self.cancel_stop_params())
 
     async def close_position(self, symbol: str, *, client_order_id: str) -> OrderResult:
         """Close the whole position at market (reduce-only), then cancel its stop."""
@@ -476,7 +556,12 @@ class CcxtExchange:
     ) -> list[Bar]:
         """Return candles oldest first (the last one may still be open)."""
         rows = await self._call("fetch_ohlcv", "fetch_ohlcv", symbol, interval, since_ms, limit)
-        return [Bar(int(r[0]), float(r[1]), float(r[2]), float(r[3]), float(r[4]), float(r[5] or 0)) for r in rows]
+        if not isinstance(rows, list):
+            raise ExchangeError(ErrorKind.UNKNOWN, f"fetch_ohlcv: unreadable reply {rows!r:.120}")
+        bars = [bar_from_row(row) for row in rows]
+        if None in bars:  # dropped here; the feed sees the hole they leave and backfills or reports it
+            log.warning("%s %s %s: dropped %d unreadable kline rows", self._id, symbol, interval, bars.count(None))
+        return [bar for bar in bars if bar is not None]
 
     async def fetch_balance(self) -> Balance:
         """Return the quote (margin) currency balance."""

@@ -24,7 +24,7 @@ from typing import Any, Final
 
 import anyio
 
-from twinstar.adapters.base import Bar, Exchange, ExchangeError
+from twinstar.adapters.base import Bar, Exchange, ExchangeError, bar_from_row
 from twinstar.adapters.ccxt_base import CcxtExchange
 from twinstar.adapters.trade_candles import TradeCandles, trade_from_ccxt
 from twinstar.bus.bus import Bus
@@ -36,6 +36,7 @@ from twinstar.bus.events import (
     FeedDisconnected,
     FeedGapDetected,
     FeedStopped,
+    PriceMoved,
 )
 from twinstar.clock import Clock
 from twinstar.intervals import interval_ms
@@ -43,12 +44,29 @@ from twinstar.intervals import interval_ms
 log: Final = logging.getLogger("twinstar.feed")
 
 FeedEvent = (
-    CandleClosed | FeedConnected | FeedDisconnected | FeedGapDetected | FeedBackfilled | FeedStopped | CandleRejected
+    CandleClosed
+    | FeedConnected
+    | FeedDisconnected
+    | FeedGapDetected
+    | FeedBackfilled
+    | FeedStopped
+    | CandleRejected
+    | PriceMoved
 )
 
 
-def bar_problem(bar: Bar) -> str | None:
-    """Say what is wrong with a candle, or None when it is usable."""
+DAY_MS: Final = 86_400_000
+
+
+def bar_problem(bar: Bar, length_ms: int = 0) -> str | None:
+    """Say what is wrong with a candle, or None when it is usable.
+
+    With `length_ms`, an intraday candle must also open on its interval's grid
+    (every venue aligns minutes and hours to UTC; days and weeks follow local
+    conventions, so they are not checked).
+    """
+    if 0 < length_ms < DAY_MS and bar.open_time_ms % length_ms:
+        return f"open time {bar.open_time_ms} is not on the {length_ms // 1000}s grid"
     prices = (bar.open, bar.high, bar.low, bar.close)
     if not all(math.isfinite(p) and p > 0 for p in prices):
         return "non-finite or non-positive price"
@@ -146,14 +164,16 @@ class PollingCandleFeed:
         for bar in fresh:
             if self._last_open_ms is not None and bar.open_time_ms <= self._last_open_ms:
                 continue  # a duplicate inside one reply
+            if 0 < self._length_ms < DAY_MS and bar.open_time_ms % self._length_ms:
+                await self._reject(bar, bar_problem(bar, self._length_ms) or "")
+                continue  # off the grid: a phantom, it neither advances the series nor counts as a gap
             expected = None if self._last_open_ms is None else self._last_open_ms + self._length_ms
             if expected is not None and bar.open_time_ms > expected:
                 await self._emit(FeedGapDetected, from_ms=expected, to_ms=bar.open_time_ms - self._length_ms)
             self._last_open_ms = bar.open_time_ms
             problem = bar_problem(bar)
             if problem is not None:
-                log.error("rejected candle %s %s %d: %s", self.symbol, self.interval, bar.open_time_ms, problem)
-                await self._emit(CandleRejected, open_time_ms=bar.open_time_ms, reason=problem)
+                await self._reject(bar, problem)
                 continue
             await self._emit(
                 CandleClosed,
@@ -168,6 +188,10 @@ class PollingCandleFeed:
         self.published += published
         return published
 
+    async def _reject(self, bar: Bar, problem: str) -> None:
+        log.error("rejected candle %s %s %d: %s", self.symbol, self.interval, bar.open_time_ms, problem)
+        await self._emit(CandleRejected, open_time_ms=bar.open_time_ms, reason=problem)
+
     async def run(self) -> None:
         """Poll after every candle close until `stop_intake`; back off while the venue fails."""
         attempt = 0
@@ -178,8 +202,9 @@ class PollingCandleFeed:
             except ExchangeError as exc:
                 attempt += 1
                 connected = False
-                await self._emit(FeedDisconnected, reason=exc.message, attempt=attempt)
-                await self.clock.sleep(self.backoff_s[min(attempt, len(self.backoff_s)) - 1])
+                wait = self.backoff_s[min(attempt, len(self.backoff_s)) - 1]
+                await self._emit(FeedDisconnected, reason=exc.message, attempt=attempt, retry_in_s=wait)
+                await self.clock.sleep(wait)
                 continue
             if not connected:
                 connected, attempt = True, 0
@@ -230,6 +255,9 @@ class _WatchedFeed:
         self.rest = PollingCandleFeed(exchange, symbol, interval, clock)
         self._stopped = False
         self.frames = 0
+        # Only where the kernel keeps the stops itself: the open candle's extremes, so a stop fires mid-candle.
+        self._track_extremes = not exchange.supports_native_stop
+        self._extreme: Bar | None = None  # the open candle's low and high as last published
 
     def attach(self, bus: Bus) -> None:
         """Publish through the shared publisher."""
@@ -246,6 +274,16 @@ class _WatchedFeed:
     def _reset(self) -> None:
         """Forget per-connection state after the stream broke."""
 
+    async def _price_moved(self, bar: Bar | None) -> None:
+        """Publish `PriceMoved` when the open candle `bar` reached a new low or high."""
+        seen = self._extreme
+        if not self._track_extremes or bar is None:
+            return
+        if seen is not None and seen.open_time_ms == bar.open_time_ms and seen.low <= bar.low and seen.high >= bar.high:
+            return
+        self._extreme = bar
+        await self.rest._emit(PriceMoved, open_time_ms=bar.open_time_ms, low=bar.low, high=bar.high, price=bar.close)
+
     async def run(self) -> None:
         """Watch the stream until `stop_intake`; reconnect with backoff, backfill on every reconnect."""
         attempt = 0
@@ -261,10 +299,11 @@ class _WatchedFeed:
                 attempt += 1
                 need_backfill = True
                 reason = "stream silent" if isinstance(exc, TimeoutError) else self.exchange.scrub(str(exc))[:200]
-                await self.rest._emit(FeedDisconnected, reason=reason, attempt=attempt)
+                wait = self.backoff_s[min(attempt, len(self.backoff_s)) - 1]
+                await self.rest._emit(FeedDisconnected, reason=reason, attempt=attempt, retry_in_s=wait)
                 await self._drop_sockets()
                 self._reset()
-                await self.clock.sleep(self.backoff_s[min(attempt, len(self.backoff_s)) - 1])
+                await self.clock.sleep(wait)
                 continue
             if update is not None:
                 self.frames += 1
@@ -305,8 +344,10 @@ class StreamCandleFeed(_WatchedFeed):
     async def _absorb(self, update: Any) -> bool:
         # ccxt.pro hands over only what changed since the last call: track the open candle here.
         closed: list[Bar] = []
-        for r in sorted(update, key=lambda row: row[0]):
-            bar = Bar(int(r[0]), float(r[1]), float(r[2]), float(r[3]), float(r[4]), float(r[5] or 0))
+        bars = [bar_from_row(row) for row in update] if isinstance(update, list) else [None]
+        if None in bars:  # a frame ccxt could not make sense of: dropped, said, and the feed goes on
+            await self.rest._emit(CandleRejected, open_time_ms=0, reason=f"unreadable kline row in {update!r:.120}")
+        for bar in sorted((b for b in bars if b is not None), key=lambda b: b.open_time_ms):
             current = self._current
             if current is None or bar.open_time_ms == current.open_time_ms:
                 self._current = bar
@@ -317,6 +358,7 @@ class StreamCandleFeed(_WatchedFeed):
         if closed and last is not None and closed[0].open_time_ms > last + self._length_ms:
             return True  # the stream skipped candles: REST fills them in, in order
         await self.rest.publish_closed(closed)
+        await self._price_moved(self._current)
         return False
 
     def __repr__(self) -> str:
@@ -421,6 +463,7 @@ class TradeCandleFeed(_WatchedFeed):
             if last is None or bar.open_time_ms > last + self._length_ms:
                 await self.rest.backfill_before(bar.open_time_ms)
             await self.rest.publish_closed([bar], closed_by_ms=bar.open_time_ms + self._length_ms)
+        await self._price_moved(self.candles.current)
         return False
 
     def __repr__(self) -> str:

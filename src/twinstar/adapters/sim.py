@@ -12,6 +12,8 @@ Fill model (what the numbers mean):
 * A stop-loss rests on the book and is checked against every later candle's
   range: a long's stop triggers when low <= stop, a short's when high >= stop.
   It fills at the stop price, or at the open when the candle gaps through it.
+  An entry never carries its stop: the kernel places it on the fill, as it
+  does on Binance USD-M.
 * One-way positions per symbol, linear (quote-margined). Opening needs
   notional / leverage + fee of free balance, else INSUFFICIENT_FUNDS.
 * Client order ids are unique per account: a reused id is rejected and
@@ -162,9 +164,20 @@ class SimExchange:
         return 0
 
     async def place_market_order(
-        self, symbol: str, side: Side, qty: float, *, client_order_id: str, reduce_only: bool = False
+        self,
+        symbol: str,
+        side: Side,
+        qty: float,
+        *,
+        client_order_id: str,
+        reduce_only: bool = False,
+        stop_price: float | None = None,
+        stop_client_order_id: str = "",
     ) -> OrderResult:
-        """Fill at the last price (see the module docstring) unless a fault says otherwise."""
+        """Fill at the last price (see the module docstring) unless a fault says otherwise.
+
+        No stop rides on an entry here (`stop_price` is ignored): the kernel places it on the fill.
+        """
         now_ms = self.clock.now_ms()
         if self._take(SimFault.NETWORK_DOWN) is not None:
             return self._refuse(ErrorKind.NETWORK, "network unreachable (injected)", client_order_id, qty)

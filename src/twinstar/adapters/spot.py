@@ -33,7 +33,19 @@ class SpotWithoutStops(CcxtExchange):
         minimum = float(((market.get("limits") or {}).get("amount") or {}).get("min") or 0.0)
         if amount <= max(minimum, 0.0):
             return None
-        return Position(symbol=symbol, side="long", qty=amount, entry_price=0.0)
+        return Position(symbol=symbol, side="long", qty=amount, entry_price=_average_cost(balance, base))
+
+
+def _average_cost(balance: dict[str, Any], base: str) -> float:
+    """The venue's average buy price of `base` where its account list keeps one (Upbit, Bithumb), else 0."""
+    rows = balance.get("info")
+    for row in rows if isinstance(rows, list) else ():
+        if isinstance(row, dict) and row.get("currency") == base:
+            try:
+                return float(row.get("avg_buy_price") or 0.0)
+            except (TypeError, ValueError):
+                return 0.0  # unreadable: no entry price, the stop is set from the next close
+    return 0.0
 
 
 class KrwSpot(SpotWithoutStops):

@@ -39,6 +39,22 @@ class CandleClosed(Event, frozen=True, kw_only=True, tag="candle_closed"):
     volume: float
 
 
+class PriceMoved(Event, frozen=True, kw_only=True, tag="price_moved"):
+    """The open candle reached a new low or high (venues whose stops the kernel keeps, from their stream).
+
+    Published only on a new extreme, not per trade: a synthetic stop fires on
+    it at once instead of at the candle's close.
+    """
+
+    exchange: str
+    symbol: str
+    interval: str
+    open_time_ms: int
+    low: float
+    high: float
+    price: float
+
+
 class FeedConnected(Event, frozen=True, kw_only=True, tag="feed_connected"):
     """A candle feed (re)connected to its exchange stream."""
 
@@ -48,13 +64,17 @@ class FeedConnected(Event, frozen=True, kw_only=True, tag="feed_connected"):
 
 
 class FeedDisconnected(Event, frozen=True, kw_only=True, tag="feed_disconnected"):
-    """A candle feed lost its stream; it reconnects, `attempt` counts tries."""
+    """A feed lost its stream; it tries again in `retry_in_s`, `attempt` counts tries.
+
+    `interval="orders"` (symbol "*") is the account's private order stream.
+    """
 
     exchange: str
     symbol: str
     interval: str
     reason: str
     attempt: int
+    retry_in_s: float = 0.0
 
 
 class FeedStopped(Event, frozen=True, kw_only=True, tag="feed_stopped"):
@@ -132,6 +152,9 @@ class OrderPlaced(Event, frozen=True, kw_only=True, tag="order_placed"):
     status: str
     attempts: int
     partial: bool
+    #: An entry's stop-loss the venue took on the order itself (0: none): in force from the fill on.
+    stop_price: float = 0.0
+    stop_cid: str = ""  # the id that attached stop is listed under on the venue
 
 
 class OrderFailed(Event, frozen=True, kw_only=True, tag="order_failed"):
@@ -286,6 +309,7 @@ class KernelStopping(Event, frozen=True, kw_only=True, tag="kernel_stopping"):
 
 AnyEvent: TypeAlias = (
     CandleClosed
+    | PriceMoved
     | FeedConnected
     | FeedDisconnected
     | FeedStopped
@@ -315,6 +339,7 @@ EVENT_TYPES: Final[tuple[type[Event], ...]] = typing.get_args(AnyEvent)
 # back in; everything else in a stream is a decision the kernel makes again.
 INPUT_EVENT_TYPES: Final[tuple[type[Event], ...]] = (
     CandleClosed,
+    PriceMoved,
     FeedConnected,
     FeedDisconnected,
     FeedStopped,

@@ -12,6 +12,13 @@ outcome stays unknown and reconciliation settles it from the exchange. Rate limi
 clock (5, 10, 15 s by default). Insufficient funds, invalid orders and auth
 errors are final: one `OrderFailed` with the exchange's reason.
 
+An entry carries its stop-loss (the signal's, else `stop_loss_pct` from the
+signal's price) to venues that take one on the order, so the fill is protected
+the instant it happens; the venue refuses the entry rather than the stop
+alone, so a stop that would trigger at once means no entry (`OrderFailed`),
+never an unprotected one. Elsewhere the position handler places the stop on
+the fill.
+
 A buy signal makes the position long: a short is closed first, then a long is
 opened (and the mirror for sell), like backtesting.py's SmaCross example.
 
@@ -50,6 +57,7 @@ from twinstar.bus.events import (
 from twinstar.clock import Clock
 from twinstar.config import ExecutionConfig, RiskConfig
 from twinstar.handlers.journal import Journal, Sent
+from twinstar.handlers.position import default_stop
 
 log: Final = logging.getLogger("twinstar.execution")
 
@@ -169,6 +177,11 @@ class ExecutionHandler:
         self, signal: SignalFired, side: Side, qty: float, intent: OrderIntent, *, reduce_only: bool
     ) -> OrderResult:
         cid = client_order_id(signal.strategy, signal.symbol, signal.candle_open_time_ms, intent)
+        stop: tuple[float, str] | None = None
+        if intent == "open":
+            price = signal.stop_price or default_stop(side, signal.price, self.risk.stop_loss_pct)
+            if price > 0:
+                stop = (price, client_order_id(signal.strategy, signal.symbol, signal.candle_open_time_ms, "stop_loss"))
         intended = Sent(
             cid=cid,
             exchange=self.exchange.name,
@@ -179,7 +192,7 @@ class ExecutionHandler:
             reduce_only=reduce_only,
             sent_ms=0,
         )
-        result, attempts = await self._send_once(intended)
+        result, attempts = await self._send_once(intended, stop)
         self.journal.outcome(cid, _journal_status(result), result.filled_qty, result.avg_price)
         if result.ok:
             await self._placed(signal, side, intent, result, attempts)
@@ -189,8 +202,11 @@ class ExecutionHandler:
         await self._failed(signal, side, intent, kind, result.message, attempts, cid)
         return result
 
-    async def _send_once(self, intended: Sent) -> tuple[OrderResult, int]:
-        """Send until the order is known placed or known failed; never twice on the book."""
+    async def _send_once(self, intended: Sent, stop: tuple[float, str] | None) -> tuple[OrderResult, int]:
+        """Send until the order is known placed or known failed; never twice on the book.
+
+        `stop` (price, client id) rides on the order where the venue takes one.
+        """
         symbol, cid = intended.symbol, intended.cid
         rate_waits = list(self.execution.rate_limit_backoff_s)
         network_waits = list(self.execution.network_backoff_s)
@@ -203,7 +219,13 @@ class ExecutionHandler:
             expires_ms = sent_ms + window if window is not None else 0
             self.journal.sent(msgspec.structs.replace(intended, sent_ms=sent_ms, expires_ms=expires_ms))
             result = await self.exchange.place_market_order(
-                symbol, intended.side, intended.qty, client_order_id=cid, reduce_only=intended.reduce_only
+                symbol,
+                intended.side,
+                intended.qty,
+                client_order_id=cid,
+                reduce_only=intended.reduce_only,
+                stop_price=stop[0] if stop else None,
+                stop_client_order_id=stop[1] if stop else "",
             )
             if result.ok:
                 return result, attempts
@@ -293,6 +315,8 @@ class ExecutionHandler:
                     status=result.status,
                     attempts=attempts,
                     partial=partial,
+                    stop_price=result.stop_price,
+                    stop_cid=result.stop_client_order_id,
                 )
             )
 

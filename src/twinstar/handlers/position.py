@@ -2,7 +2,11 @@
 
 * An `OrderPlaced` for an entry opens a position with the FILLED quantity and
   places its stop for that quantity: the signal's stop, else `stop_loss_pct`
-  from the fill price.
+  from the fill price. An entry that carried its stop on the order
+  (`OrderPlaced.stop_price`, venues that take one) is protected already: that
+  stop is recorded as in force and adopted, and no second one is placed.
+* A stop moves in place where the venue amends stops, else the new one goes in
+  before the old one is cancelled (`Exchange.update_stop_loss`).
 * A failed stop update is retried on the clock (1, 2, 3 s by default) and then
   reported as `SLUpdateFailed`; the previous stop stays in force.
 * If a new position gets no stop at all, it is closed at market
@@ -18,9 +22,12 @@
   checked anyway, and a different quantity is reconciled (`PositionReconciled`).
   Live, the routine check and the trailing move wait until the bus is idle,
   so they never delay the orders the same candle causes.
-* Venues without native stops (spot Upbit, Bithumb) get a synthetic stop: a
-  closed candle whose low (long) or high (short) reaches it closes the
-  position at market, so a wick through the stop exits like a real stop.
+* Venues without native stops (spot Upbit, Bithumb, Lighter) get a synthetic
+  stop: the stream's price (`PriceMoved`, a new low or high of the open
+  candle) or a closed candle whose low (long) or high (short) reaches it
+  closes the position at market, so a wick through the stop exits like a real
+  stop. A position adopted without an entry price gets its stop from the next
+  close; it is never sold blind.
 """
 
 from __future__ import annotations
@@ -34,7 +41,7 @@ from typing import Final
 import anyio
 import msgspec
 
-from twinstar.adapters.base import ErrorKind, Exchange, ExchangeError, OrderResult
+from twinstar.adapters.base import ErrorKind, Exchange, ExchangeError, OpenOrder, OrderResult
 from twinstar.bus.bus import Bus
 from twinstar.bus.events import (
     CandleClosed,
@@ -48,6 +55,8 @@ from twinstar.bus.events import (
     PositionOpened,
     PositionReconciled,
     PositionSide,
+    PriceMoved,
+    Side,
     SignalFired,
     SLUpdated,
     SLUpdateFailed,
@@ -64,6 +73,12 @@ log: Final = logging.getLogger("twinstar.position")
 def _slug(symbol: str) -> str:
     """The symbol as it may appear in a client order id: [a-z0-9], at most 10 characters."""
     return "".join(ch for ch in symbol if ch.isalnum())[:10].lower()
+
+
+def default_stop(side: Side | PositionSide, price: float, stop_loss_pct: float) -> float:
+    """The stop `stop_loss_pct` away from `price` on the losing side of a long (buy) or short (sell)."""
+    distance = stop_loss_pct / 100
+    return price * (1 - distance) if side in ("long", "buy") else price * (1 + distance)
 
 
 class OpenPosition(msgspec.Struct):
@@ -115,6 +130,8 @@ class PositionHandler:
         self._bus = bus
         self._defer_checks = bus.mode == "live"
         bus.subscribe(CandleClosed, self.on_candle, name="PositionHandler.on_candle")
+        if not self.exchange.supports_native_stop:
+            bus.subscribe(PriceMoved, self.on_price_moved, name="PositionHandler.on_price_moved")
         bus.subscribe(SignalFired, self.on_signal, name="PositionHandler.on_signal")
         bus.subscribe(OrderPlaced, self.on_order, name="PositionHandler.on_order")
         if self._defer_checks:
@@ -206,7 +223,25 @@ class PositionHandler:
             )
         )
         stop = self._signal_stops.pop(order.symbol, 0.0) or self._default_stop(side, order.avg_price)
-        await self.protect(position, stop)
+        if order.stop_price > 0 and self.exchange.supports_native_stop:
+            await self._attached_stop(position, order)
+        else:
+            await self.protect(position, stop)
+
+    async def _attached_stop(self, position: OpenPosition, order: OrderPlaced) -> None:
+        """The stop rode on the entry: in force since the fill, for what filled. Placing another would double it."""
+        closing: Side = "sell" if position.side == "long" else "buy"
+        attached = OpenOrder(
+            symbol=order.symbol,
+            order_id="",
+            client_order_id=order.stop_cid,
+            side=closing,
+            qty=order.filled_qty,
+            stop_price=order.stop_price,
+            reduce_only=True,
+        )
+        self.exchange.adopt_stop(order.symbol, attached)  # the next move amends or replaces this one
+        await self._stop_in_force(position, order.stop_price, order.stop_cid)
 
     async def protect(self, position: OpenPosition, stop_price: float) -> None:
         """Place the stop; if none can be placed, close the position (emergency exit)."""
@@ -214,8 +249,7 @@ class PositionHandler:
             await self._emergency_exit(position, "no stop-loss could be placed")
 
     def _default_stop(self, side: PositionSide, price: float) -> float:
-        distance = self.risk.stop_loss_pct / 100
-        return price * (1 - distance) if side == "long" else price * (1 + distance)
+        return default_stop(side, price, self.risk.stop_loss_pct)
 
     def valid_stop(self, position: OpenPosition, stop_price: float) -> float:
         """`stop_price` if it is a price, else the default distance from the entry (0 is never a price)."""
@@ -273,12 +307,15 @@ class PositionHandler:
     async def _set_stop(self, position: OpenPosition, stop_price: float) -> bool:
         """Place or move the stop, retrying on the clock; False if it never took."""
         stop_price = self.valid_stop(position, stop_price)
+        if not self.exchange.supports_native_stop:  # synthetic: the kernel watches it on every closed candle
+            if stop_price > 0:
+                await self._stop_in_force(position, stop_price, "")
+            else:  # a spot balance of unknown cost: armed from the next close (`on_candle`), never sold blind
+                log.warning("%s: no entry price known; its stop is set from the next closed candle", position.symbol)
+            return True
         if stop_price <= 0:
             log.error("no price to set a stop for %s from: no entry price and no candle yet", position.symbol)
             return False
-        if not self.exchange.supports_native_stop:
-            await self._stop_in_force(position, stop_price, "")  # synthetic: watched on every closed candle
-            return True
         waits = list(self.risk.sl_retry_backoff_s)
         attempts = 0
         while True:
@@ -288,8 +325,8 @@ class PositionHandler:
             result: OrderResult = await self.exchange.update_stop_loss(
                 position.symbol, position.side, position.qty, stop_price, client_order_id=cid
             )
-            if result.ok:
-                await self._stop_in_force(position, stop_price, cid)
+            if result.ok:  # an amended stop keeps its own client id
+                await self._stop_in_force(position, stop_price, result.client_order_id or cid)
                 return True
             if not waits:
                 kind = result.error_kind or ErrorKind.UNKNOWN
@@ -379,7 +416,7 @@ class PositionHandler:
             position.symbol, position.side, position.qty, stop, client_order_id=cid
         )
         if result.ok:
-            await self._stop_in_force(position, stop, cid)
+            await self._stop_in_force(position, stop, result.client_order_id or cid)
         return result.ok
 
     # -- every candle ------------------------------------------------------
@@ -400,6 +437,8 @@ class PositionHandler:
         if not self.exchange.supports_native_stop:
             if touched:  # a wick through the stop exits, as a resting stop would have
                 return self._synthetic_stop(position)
+            if stop <= 0:  # adopted without an entry price: this close is the reference
+                return self._arm_synthetic_stop(position)
         else:
             position.candles_since_check += 1
             if touched:  # the stop may have filled: find out before anything else
@@ -421,6 +460,21 @@ class PositionHandler:
         if self._trail_to(position, candle) is None:
             return None
         return self._maintain(position, candle, check=False)
+
+    async def _arm_synthetic_stop(self, position: OpenPosition) -> None:
+        await self._set_stop(position, 0.0)
+
+    def on_price_moved(self, moved: PriceMoved) -> Awaitable[None] | None:
+        """A synthetic stop fires on the stream's price at once, not at the candle's close."""
+        position = self.positions.get(moved.symbol)
+        if position is None or position.exchange != moved.exchange or position.stop_price <= 0:
+            return None
+        stop = position.stop_price
+        touched = moved.low <= stop if position.side == "long" else moved.high >= stop
+        if not touched:
+            return None
+        position.last_price = moved.price
+        return self._synthetic_stop(position)
 
     def _trail_to(self, position: OpenPosition, candle: CandleClosed) -> float | None:
         """The tighter stop this close calls for, or None (trailing off, or under the minimum step)."""

@@ -9,7 +9,8 @@ orders, and repairs what differs from the position handler's view:
   client id, never resent; one not found is given up only once its request
   can no longer execute (its receive window passed);
 * a position the kernel did not know is adopted; our own stop (client id
-  `STOP_PREFIX`) is adopted with it; a position with no stop gets one
+  `STOP_PREFIX`, or the venue's own stop of the position, `OpenOrder.position_stop`:
+  a stop attached to the entry) is adopted with it; a position with no stop gets one
   (`risk.on_unprotected = "protect"`) or is closed (`"close"`);
 * stops of ours that protect nothing, or that a newer stop replaced, are
   cancelled;
@@ -133,7 +134,7 @@ class Reconciler:
             raise _UnsettledError("an order or stop moved while the exchange was read")
         if handler.positions.get(symbol) is not local or journal.pending_for(name, symbol):
             raise _UnsettledError("the position changed while the exchange was read")
-        ours = [o for o in orders if o.is_stop and o.client_order_id.startswith(STOP_PREFIX)]
+        ours = [o for o in orders if o.is_stop and (o.position_stop or o.client_order_id.startswith(STOP_PREFIX))]
         if actual is None:
             return repairs + await self._flat(symbol, local, ours)
         return repairs + await self._open(symbol, local, actual, ours)
@@ -315,8 +316,10 @@ class Reconciler:
             return 0
         recorded = self.handler.journal.stop_for(self._exchange_name, local.symbol)
         stop = recorded.stop_price if recorded is not None and recorded.side == local.side else 0.0
-        await self.handler.reconciled(local, local.qty, local.qty, "protected", "synthetic stop set")
         await self.handler.protect(local, stop)
+        armed = local.stop_price > 0
+        detail = f"synthetic stop at {local.stop_price:g}" if armed else "synthetic stop set at next close"
+        await self.handler.reconciled(local, local.qty, local.qty, "protected", detail)
         return 1
 
     async def _cancel_orphan(self, symbol: str, order: OpenOrder, why: str) -> int:

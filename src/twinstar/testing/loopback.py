@@ -39,7 +39,8 @@ class Failure:
     `delay_s` before the venue sees it, then carried out as usual (its real
     reply, or a refusal: a signed request that is by then outside its receive
     window is refused and never executes). `path`: only requests whose path
-    ends with it (empty: any request).
+    ends with it (empty: any request); `method`: only requests of that HTTP
+    method (empty: any).
     """
 
     status: int = 200
@@ -50,6 +51,7 @@ class Failure:
     path: str = ""
     text: str | None = None
     arrives_late: bool = False
+    method: str = ""
 
     def reply(self) -> web.Response:
         """The error reply this failure scripts."""
@@ -159,7 +161,11 @@ class Loopback:
 
     async def _scripted(self, request: web.Request) -> web.Response:
         """Apply the next scripted failure if it matches this request; otherwise carry it out."""
-        if self.failures and request.path.endswith(self.failures[0].path):
+        if (
+            self.failures
+            and request.path.endswith(self.failures[0].path)
+            and self.failures[0].method in ("", request.method)
+        ):
             failure = self.failures.popleft()
             self.held += 1
             try:
