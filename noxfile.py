@@ -1,4 +1,4 @@
-"""Developer sessions: `nox -s tests`, `nox -s lint`, `nox -s typecheck`, `nox -s bench`."""
+"""Developer sessions: `nox -s tests`, `nox -s lint`, `nox -s typecheck`, `nox -s bench`, `nox -s chaos`."""
 
 from __future__ import annotations
 
@@ -39,3 +39,11 @@ def bench(session: nox.Session) -> None:
     session.install("-e", ".[bench,nautilus]")
     for script in sorted(Path("bench").glob("bench_*.py")):
         session.run("python", str(script), *session.posargs)
+
+
+@nox.session
+def chaos(session: nox.Session) -> None:
+    """SIGKILL a live kernel 200 times across its order lifecycle, then 1,000 ambiguous timeouts (loopback)."""
+    session.install("-e", ".")
+    args = session.posargs or ["--kills", "200", "--timeouts", "1000"]
+    session.run("python", "bench/chaos.py", *args)

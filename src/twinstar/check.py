@@ -1,4 +1,4 @@
-"""`twinstar check`: can this config trade? Keys, clock, markets, permissions.
+"""`twinstar check`: can this config trade? Keys, clock, markets, permissions, for every venue.
 
 Each line is one fact with OK or FAILED and the reason; credentials are
 reported as set or missing, never shown.
@@ -6,25 +6,34 @@ reported as set or missing, never shown.
 
 from __future__ import annotations
 
+from typing import TypeAlias
+
 from twinstar.adapters import make_exchange
 from twinstar.adapters.base import ExchangeError
 from twinstar.adapters.ccxt_base import CcxtExchange
 from twinstar.clock import LiveClock
-from twinstar.config import Config, ConfigError
+from twinstar.config import Config, ConfigError, VenueConfig
 from twinstar.timesync import measure
 
+Row: TypeAlias = tuple[str, bool, str]  # check, passed, detail
 
-async def run_checks(config: Config) -> list[tuple[str, bool, str]]:
-    """Return (check, passed, detail) rows for `config`."""
-    rows: list[tuple[str, bool, str]] = []
+
+async def run_checks(config: Config) -> list[tuple[VenueConfig, list[Row]]]:
+    """Check every venue of `config`, one after the other; return each venue with its rows."""
+    return [(venue, await check_venue(venue)) for venue in config.venues()]
+
+
+async def check_venue(venue: VenueConfig) -> list[Row]:
+    """Return (check, passed, detail) rows for one venue and its symbols."""
+    rows: list[Row] = []
     try:
-        names = sorted(config.exchange.credentials())
+        names = sorted(venue.credentials())
         rows.append(("API credentials", True, f"set from environment: {', '.join(names) or 'none (public only)'}"))
     except ConfigError as exc:
         rows.append(("API credentials", False, str(exc)))
         return rows
     clock = LiveClock()
-    exchange = make_exchange(config.exchange, clock)
+    exchange = make_exchange(venue, clock)
     try:
         try:
             sample = await measure(exchange, clock, 3)
@@ -36,13 +45,13 @@ async def run_checks(config: Config) -> list[tuple[str, bool, str]]:
             try:
                 await exchange.ccxt.load_markets()
                 markets = exchange.ccxt.markets or {}
-                missing = [s for s in config.symbols if s not in markets]
+                missing = [s for s in venue.symbols if s not in markets]
                 rows.append(
                     (
                         "markets",
                         not missing,
                         f"{len(markets)} loaded"
-                        + (f"; unknown: {', '.join(missing)}" if missing else f"; {', '.join(config.symbols)} found"),
+                        + (f"; unknown: {', '.join(missing)}" if missing else f"; {', '.join(venue.symbols)} found"),
                     )
                 )
             except Exception as exc:

@@ -89,7 +89,7 @@ def _is_live_run(args: argparse.Namespace) -> bool:
     if args.command != "run" or not args.config:
         return False
     try:
-        return Config.load(args.config).exchange.id != "sim"
+        return not Config.load(args.config).paper
     except ConfigError:
         return False  # the command itself reports the broken file
 
@@ -135,7 +135,7 @@ def _apply_overrides(config: Config, args: argparse.Namespace) -> Config:
 
 async def _cmd_run(args: argparse.Namespace) -> int:
     config = _apply_overrides(Config.load(args.config) if args.config else Config(), args)
-    if config.exchange.id == "sim":
+    if config.paper:
         return await _run_paper(config, args)
     return await _run_live(config)
 
@@ -155,15 +155,16 @@ async def _run_paper(config: Config, args: argparse.Namespace) -> int:
     if not args.interval:
         config = msgspec.structs.replace(config, interval=series.interval)
     run_dir = Path(args.out) if args.out else default_run_dir(config)
+    venue = config.venues()[0]
     if not args.quiet:
         print(
-            f"paper session: {config.strategy.name} on {config.symbols[0]} {config.interval}, "
+            f"paper session: {config.strategy.name} on {venue.symbols[0]} {venue.interval}, "
             f"{series.frame.height:,} candles from {source.name}",
             file=sys.stderr,
         )
     progress = None if args.quiet else Progress(series.frame.height, "candles")
     result = await run_paper(config, series.frame, run_dir, on_progress=progress.update if progress else None)
-    print(table(result.summary.rows(), title=f"{config.strategy.name} {config.symbols[0]} {config.interval}"))
+    print(table(result.summary.rows(), title=f"{config.strategy.name} {venue.symbols[0]} {venue.interval}"))
     print(f"run folder: {result.run_dir}")
     print(f"  events:  {result.stream}")
     print(f"  candles: {result.candles}")
@@ -179,7 +180,8 @@ async def _run_live(config: Config) -> int:
     async with Kernel(config, clock=clock, components=live_components(config, clock)) as kernel:
         _install_stop_signals(kernel)
         print(
-            f"twinstar: trading live on {config.exchange.id} (Ctrl-C stops; stop-losses stay on the exchange)",
+            f"twinstar: trading live on {', '.join(v.name for v in config.venues())} "
+            "(Ctrl-C stops; stop-losses stay on the exchange)",
             file=sys.stderr,
         )
         await kernel.run_until_stopped()
@@ -203,12 +205,13 @@ async def _cmd_check(args: argparse.Namespace) -> int:
     from twinstar.check import run_checks
 
     config = Config.load(args.config)
-    rows = await run_checks(config)
-    width = max(len(name) for name, _, _ in rows)
-    print(f"{config.exchange.id}: {', '.join(config.symbols)}")
-    for name, passed, detail in rows:
-        print(f"  {name:<{width}}  {'OK    ' if passed else 'FAILED'}  {detail}")
-    return 0 if all(passed for _, passed, _ in rows) else 1
+    checked = await run_checks(config)
+    width = max(len(name) for _, rows in checked for name, _, _ in rows)
+    for venue, rows in checked:
+        print(f"{venue.name}: {', '.join(venue.symbols)}")
+        for name, passed, detail in rows:
+            print(f"  {name:<{width}}  {'OK    ' if passed else 'FAILED'}  {detail}")
+    return 0 if all(passed for _, rows in checked for _, passed, _ in rows) else 1
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], Coroutine[Any, Any, int]]] = {

@@ -7,14 +7,19 @@ holds a key itself (an `api_key = "..."` line is refused as an unknown field).
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 import msgspec
 
 
 class ConfigError(ValueError):
     """A config file or value is wrong; the message is one line for the user."""
+
+
+# A venue's name is a file name (its journal) and a path part (its stored candles).
+_VENUE_NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 
 
 class _Section(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -32,6 +37,9 @@ class ExchangeConfig(_Section, frozen=True, kw_only=True, forbid_unknown_fields=
     """Which venue to trade on; keys are read from the named env variables."""
 
     id: str = "sim"
+    # What events, logs and the journal call this venue (default: `id`); two accounts on one exchange
+    # need two names.
+    name: str = ""
     market_type: Literal["swap", "spot"] = "swap"
     testnet: bool = False
     api_key_env: str = ""
@@ -63,6 +71,17 @@ class ExchangeConfig(_Section, frozen=True, kw_only=True, forbid_unknown_fields=
                     raise ConfigError(f"environment variable {env_name} (exchange.{field}) is not set")
                 found[field] = value
         return found
+
+
+class VenueConfig(ExchangeConfig, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """One `[[exchanges]]` block: a venue, its keys and what it trades there.
+
+    Empty `symbols` or `interval` take the top-level ones; `Config.venues`
+    returns every block with both (and `name`) filled in.
+    """
+
+    symbols: list[str] = msgspec.field(default_factory=list)
+    interval: str = ""
 
 
 class SimConfig(_Section, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -118,11 +137,32 @@ class ExecutionConfig(_Section, frozen=True, kw_only=True, forbid_unknown_fields
     partial_fill_warn_ratio: float = 0.9
 
 
+class FeedConfig(_Section, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """How each (exchange, symbol, interval) feed is supervised."""
+
+    # A stream that sends nothing for this long is dead: closed and reopened (whatever the interval).
+    silence_s: float = 30.0
+    # Reconnect backoff: doubles from the first value up to the second, each wait with up to 20% jitter.
+    backoff_initial_s: float = 1.0
+    backoff_max_s: float = 60.0
+    # Consecutive failed reconnects after which the feed stops for good (`FeedStopped`); 0: never.
+    max_attempts: int = 0
+    # What happens to the symbol's open position when its feed stops: its stop stays ("protect")
+    # or it is closed at market ("close").
+    on_stopped: Literal["protect", "close"] = "protect"
+    # Frames that keep arriving without one usable candle or trade for this long are reported.
+    unusable_s: float = 60.0
+    # A candle published late (after a reconnect or from a backfill) may open a trade.
+    trade_late_candles: bool = False
+
+
 class StorageConfig(_Section, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Where closed candles are kept (empty dir: no storage)."""
 
     dir: str = ""
     flush_every: int = 500
+    # Flushed pieces are merged into the month files by a child process once this many have piled up.
+    compact_every: int = 32
 
 
 class JournalConfig(_Section, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -144,6 +184,8 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     """Everything a kernel needs to run; every field has a working default."""
 
     exchange: ExchangeConfig = msgspec.field(default_factory=ExchangeConfig)
+    # Several venues in one kernel; without any, `exchange` with `symbols` and `interval` is the one venue.
+    exchanges: list[VenueConfig] = msgspec.field(default_factory=list)
     symbols: list[str] = msgspec.field(default_factory=lambda: ["BTC/USD"])
     interval: str = "1h"
     strategy: StrategyConfig = msgspec.field(default_factory=StrategyConfig)
@@ -154,6 +196,7 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     data: DataConfig = msgspec.field(default_factory=DataConfig)
     kernel: KernelConfig = msgspec.field(default_factory=KernelConfig)
     journal: JournalConfig = msgspec.field(default_factory=JournalConfig)
+    feed: FeedConfig = msgspec.field(default_factory=FeedConfig)
 
     @classmethod
     def load(cls, path: str | Path) -> Config:
@@ -192,10 +235,31 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
         data: dict[str, Any] = msgspec.to_builtins(self)
         return data
 
+    def venues(self) -> list[VenueConfig]:
+        """Every venue this config trades, each with its name, symbols and interval resolved.
+
+        The one accessor for both shapes: `[[exchanges]]` blocks, or the single
+        `[exchange]` with the top-level `symbols` and `interval`.
+        """
+        blocks = self.exchanges or [VenueConfig(**msgspec.structs.asdict(self.exchange))]
+        return [
+            msgspec.structs.replace(
+                block,
+                name=block.name or block.id,
+                symbols=block.symbols or self.symbols,
+                interval=block.interval or self.interval,
+            )
+            for block in blocks
+        ]
+
+    @property
+    def paper(self) -> bool:
+        """Whether this config paper-trades on the simulated exchange (which never shares a kernel)."""
+        return self.venues()[0].id == "sim"
+
     def validate(self) -> None:
         """Check values that types alone cannot; raise ConfigError."""
-        if not self.symbols:
-            raise ConfigError("symbols: at least one symbol is needed")
+        self._validate_venues()
         if self.kernel.mailbox_size < 1:
             raise ConfigError("kernel.mailbox_size must be at least 1")
         if not 0 < self.risk.position_fraction <= 10:
@@ -206,3 +270,35 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
             raise ConfigError("risk.reconcile_interval_s must be positive")
         if not self.risk.emergency_retry_s or min(self.risk.emergency_retry_s) <= 0:
             raise ConfigError("risk.emergency_retry_s must hold positive waits")
+        feed = self.feed
+        if feed.silence_s <= 0 or feed.unusable_s <= 0:
+            raise ConfigError("feed.silence_s and feed.unusable_s must be positive")
+        if not 0 < feed.backoff_initial_s <= feed.backoff_max_s:
+            raise ConfigError("feed.backoff_initial_s must be positive and at most feed.backoff_max_s")
+        if feed.max_attempts < 0:
+            raise ConfigError("feed.max_attempts must be 0 (never stop) or more")
+        if self.storage.flush_every < 1 or self.storage.compact_every < 1:
+            raise ConfigError("storage.flush_every and storage.compact_every must be at least 1")
+
+    def _validate_venues(self) -> None:
+        if self.exchanges and self.exchange != ExchangeConfig():
+            raise ConfigError(
+                "both [exchange] and [[exchanges]] are set: move the [exchange] settings into an [[exchanges]] block"
+            )
+        venues = self.venues()
+        names: set[str] = set()
+        for venue in venues:
+            where = f"exchange {venue.name!r}"
+            if not _VENUE_NAME.fullmatch(venue.name):
+                raise ConfigError(f"{where}: a name may hold only letters, digits, '-' and '_'")
+            if venue.name in names:
+                raise ConfigError(
+                    f"{where} appears twice: give each [[exchanges]] block of one exchange its own `name`"
+                )
+            names.add(venue.name)
+            if not venue.symbols:
+                raise ConfigError(f"{where}: symbols: at least one symbol is needed")
+            if len(set(venue.symbols)) != len(venue.symbols):
+                raise ConfigError(f"{where}: symbols: a symbol is listed twice")
+        if len(venues) > 1 and any(venue.id == "sim" for venue in venues):
+            raise ConfigError('the simulated exchange (id "sim") trades alone: give every [[exchanges]] block an id')

@@ -8,9 +8,9 @@ handlers, no loop policy and no logging configuration; the CLI does that.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from types import TracebackType
-from typing import Final, Protocol, TypeVar, runtime_checkable
+from typing import Any, Final, Protocol, TypeVar, runtime_checkable
 
 import anyio
 import anyio.abc
@@ -59,6 +59,8 @@ class Kernel:
         self._task_group: anyio.abc.TaskGroup | None = None
         self._state = "new"
         self._stop_requested: anyio.Event | None = None
+        self._runs = anyio.CancelScope()  # every component's `run`: ended before the bus closes
+        self._runs_done = anyio.Event()
 
     @property
     def state(self) -> str:
@@ -94,10 +96,8 @@ class Kernel:
                 start = getattr(component, "start", None)
                 if start is not None:
                     await start()
-            for component in self.components:
-                run = getattr(component, "run", None)
-                if run is not None:
-                    task_group.start_soon(run, name=f"twinstar:{type(component).__name__}")
+            runs = [(run, type(c).__name__) for c in self.components if (run := getattr(c, "run", None)) is not None]
+            await task_group.start(self._run_components, runs)
             self._state = "running"
             await self.bus.publish(KernelStarted(ts_ns=self.clock.now_ns()))
         except BaseException as exc:
@@ -123,6 +123,22 @@ class Kernel:
                 # group); only failures of the kernel's tasks surface from here.
                 await task_group.__aexit__(None, None, None)
         return None
+
+    async def _run_components(
+        self,
+        runs: list[tuple[Callable[[], Coroutine[Any, Any, None]], str]],
+        *,
+        task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Run the components' long tasks in a scope of their own, so `stop` can end them first."""
+        try:
+            with self._runs:
+                async with anyio.create_task_group() as runs_group:
+                    for run, name in runs:
+                        runs_group.start_soon(run, name=f"twinstar:{name}")
+                    task_status.started()
+        finally:
+            self._runs_done.set()
 
     def request_stop(self) -> None:
         """Ask `run_until_stopped` to return (safe from a signal handler)."""
@@ -158,6 +174,12 @@ class Kernel:
                     await self.bus.idle()
                 if scope.cancelled_caught:
                     log.warning("bus did not drain within %.1fs: %r", self.config.kernel.drain_timeout_s, self.bus)
+                # Long tasks (upkeep, reconciliation) end before the bus closes: none may publish into a closed bus.
+                self._runs.cancel()
+                with anyio.move_on_after(self.config.kernel.drain_timeout_s):
+                    await self._runs_done.wait()
+                with anyio.move_on_after(self.config.kernel.drain_timeout_s):
+                    await self.bus.idle()  # what they published on the way out
                 self.bus.close()
                 for component in reversed(self.components):
                     stop = getattr(component, "stop", None)

@@ -26,6 +26,7 @@ from twinstar.bus.events import (
     Event,
     FeedBackfilled,
     FeedConnected,
+    FeedDegraded,
     FeedDisconnected,
     FeedGapDetected,
     FeedStopped,
@@ -38,6 +39,7 @@ from twinstar.bus.events import (
     PositionClosed,
     PositionOpened,
     PositionReconciled,
+    PriceMoved,
     ReconciliationCompleted,
     SignalFired,
     SLUpdated,
@@ -95,7 +97,7 @@ class LiveLog:
 
     def handle(self, event: Event) -> None:
         """Log `event` as one line, at the level it deserves."""
-        if isinstance(event, CandleClosed | SignalFired) and not log.isEnabledFor(logging.DEBUG):
+        if isinstance(event, CandleClosed | SignalFired | PriceMoved) and not log.isEnabledFor(logging.DEBUG):
             return  # the busiest events, and DEBUG lines: not even formatted unless shown
         line = self.describe(event)
         if line is not None and log.isEnabledFor(line[0]):
@@ -110,8 +112,15 @@ class LiveLog:
                 return logging.DEBUG, (
                     f"{event.exchange} {event.symbol}  {event.interval} candle {_clock(event.open_time_ms)} "
                     f"O {num(event.open)} H {num(event.high)} L {num(event.low)} C {num(event.close)} "
-                    f"V {num(event.volume)}"
+                    f"V {num(event.volume)}{' (late)' if event.late else ''}"
                 )
+            case PriceMoved():
+                return logging.DEBUG, (
+                    f"{event.exchange} {event.symbol}  {event.interval} candle {_clock(event.open_time_ms)} "
+                    f"reached L {num(event.low)} H {num(event.high)}"
+                )
+            case FeedDegraded():
+                return warn, f"{event.exchange} {event.symbol}  {event.interval} feed degraded: {event.reason}"
             case SignalFired():
                 stop = f", stop {num(event.stop_price)}" if event.stop_price else ""
                 return logging.DEBUG, (
@@ -194,7 +203,7 @@ class LiveLog:
             case FeedDisconnected():
                 down = any(word in event.reason for word in _UNREACHABLE)
                 what = "unreachable" if down else "feed down"
-                when = f" in {num(event.retry_in_s)}s" if event.retry_in_s else ""
+                when = f" in {event.retry_in_s:.1f}s" if event.retry_in_s else ""
                 return warn, (
                     f"{event.exchange} {what} ({_feed(event)}): {event.reason}; "
                     f"retrying{when} (attempt {event.attempt})"

@@ -27,12 +27,14 @@ from twinstar.performance import PerformanceTracker, Summary
 
 
 def sim_components(config: Config, clock: Clock) -> list[Component]:
-    """Build the simulated exchange and the trading pipeline for `config`."""
+    """Build a simulated exchange per venue of `config` (named as it) and the trading pipeline."""
     from twinstar.adapters.sim import SimExchange
-    from twinstar.handlers import build_pipeline
+    from twinstar.handlers import VenueTrading, build_trading
 
-    exchange = SimExchange(clock, config.sim, name=config.exchange.id)
-    return build_pipeline(config, clock, exchange)
+    venues = [
+        VenueTrading(SimExchange(clock, config.sim, name=venue.name), venue.symbols, clock) for venue in config.venues()
+    ]
+    return build_trading(config, clock, venues)
 
 
 class PaperResult(msgspec.Struct, frozen=True, kw_only=True):
@@ -48,8 +50,9 @@ class PaperResult(msgspec.Struct, frozen=True, kw_only=True):
 def default_run_dir(config: Config, root: Path = Path("runs")) -> Path:
     """Name a fresh run folder after the wall-clock start, strategy and symbol."""
     stamp = dt.datetime.now(tz=dt.UTC).strftime("%Y%m%d-%H%M%S")
-    symbol = config.symbols[0].replace("/", "-").replace(":", "-")
-    return root / f"{stamp}-{config.strategy.name}-{symbol}-{config.interval}"
+    venue = config.venues()[0]
+    symbol = venue.symbols[0].replace("/", "-").replace(":", "-")
+    return root / f"{stamp}-{config.strategy.name}-{symbol}-{venue.interval}"
 
 
 async def run_paper(
@@ -64,7 +67,8 @@ async def run_paper(
     from twinstar.handlers.storage import CandleStorage
 
     run_dir.mkdir(parents=True, exist_ok=True)
-    symbol, interval, exchange = config.symbols[0], config.interval, config.exchange.id
+    venue = config.venues()[0]  # a paper session trades one series: the first symbol of the first venue
+    symbol, interval, exchange = venue.symbols[0], venue.interval, venue.name
     length_ms = interval_ms(interval)
     columns = [candles[name].to_list() for name in ("open_time_ms", "open", "high", "low", "close", "volume")]
     first_open = columns[0][0] if columns[0] else 0

@@ -25,13 +25,14 @@ from twinstar.bus.events import (
     SLUpdateFailed,
 )
 from twinstar.clock import LiveClock, SimClock
-from twinstar.config import ExecutionConfig, RiskConfig
+from twinstar.config import ExecutionConfig, FeedConfig, RiskConfig
 from twinstar.handlers.execution import ExecutionHandler, client_order_id
 from twinstar.handlers.position import PositionHandler
 from twinstar.kernel import Kernel
 from twinstar.testing import BybitVenue, Failure, bybit_venue
 
 pytestmark = pytest.mark.anyio
+FAST = FeedConfig(silence_s=0.5, backoff_initial_s=0.1, backoff_max_s=0.1)  # a dead socket found in 0.5 s
 BTC = "BTC/USDT:USDT"
 CREATE = "/v5/order/create"
 MIN = 60_000
@@ -164,7 +165,7 @@ async def test_the_kline_stream_publishes_closed_candles_once_and_backfills_afte
         clock = LiveClock()
         adapter = Bybit(config=bybit_config(), clock=clock)
         v.point(adapter.ccxt)
-        feed = StreamCandleFeed(adapter, BTC, "1m", clock, silence_s=30)
+        feed = StreamCandleFeed(adapter, BTC, "1m", clock)
         tap = Tap()
         closes = lambda: [e.open_time_ms for e in tap.of(CandleClosed)]  # type: ignore[attr-defined]  # noqa: E731
         try:
@@ -203,7 +204,7 @@ async def test_a_silent_kline_socket_is_detected_and_reopened() -> None:
         clock = LiveClock()
         adapter = Bybit(config=bybit_config(), clock=clock)
         v.point(adapter.ccxt)
-        feed = StreamCandleFeed(adapter, BTC, "1m", clock, silence_s=0.5, backoff_s=(0.1,))
+        feed = StreamCandleFeed(adapter, BTC, "1m", clock, settings=FAST)
         tap = Tap()
         silent = lambda: [e for e in tap.of(FeedDisconnected) if e.reason == "stream silent"]  # type: ignore[attr-defined]  # noqa: E731
         try:

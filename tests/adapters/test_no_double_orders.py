@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 
@@ -14,6 +15,7 @@ from twinstar.bus.events import OrderFailed, OrderPlaced, SignalFired
 from twinstar.clock import LiveClock, SimClock
 from twinstar.config import ExecutionConfig, RiskConfig
 from twinstar.handlers.execution import ExecutionHandler, client_order_id
+from twinstar.handlers.journal import Journal
 from twinstar.testing import Failure, Venue, venue
 
 pytestmark = pytest.mark.anyio
@@ -128,3 +130,27 @@ async def test_a_request_arriving_after_its_window_is_refused_and_the_resend_exe
     assert v.requests.count(("POST", "/fapi/v1/order")) == 2  # the held one did arrive, and was refused
     assert [o["clientOrderId"] for o in v.orders_by_id.values()] == [CID]
     assert v.positions["BTCUSDT"] == 0.01
+
+
+async def test_a_restarted_kernel_re_deciding_a_traded_candle_sends_nothing(tmp_path: Path) -> None:
+    # The first kernel entered and its stop filled (the position is gone); a restart within two intervals
+    # sees the same candle and the same signal again. Binance would take the filled order's id again.
+    async with venue() as v:
+        posts: list[int] = []
+        for _ in range(2):  # the first kernel, then the restarted one, on the same journal file
+            adapter = BinanceUsdm(config=_config("binanceusdm"), clock=SimClock(0, autojump=True))
+            v.point(adapter.ccxt)
+            bus = Bus(SimClock(0, autojump=True), mode="replay")
+            journal = Journal(tmp_path / "binanceusdm.journal")
+            ExecutionHandler(adapter, bus.clock, ExecutionConfig(), RiskConfig(order_qty=0.01), journal=journal).attach(
+                bus
+            )
+            try:
+                await bus.publish(SIGNAL)
+            finally:
+                journal.close()
+                await adapter.close()
+            posts.append(v.requests.count(("POST", "/fapi/v1/order")))
+            v.positions["BTCUSDT"] = 0.0  # stopped out between the two runs
+    assert posts == [1, 1]
+    assert [o["clientOrderId"] for o in v.orders_by_id.values()] == [CID]

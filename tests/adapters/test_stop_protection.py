@@ -70,6 +70,7 @@ async def test_a_stop_the_venue_keeps_rejecting_ends_in_an_emergency_exit_on_the
                     status=400,
                     body={"code": -2021, "msg": "Order would immediately trigger."},
                     path="/fapi/v1/algoOrder",
+                    method="POST",  # each refusal is "unknown" to ccxt, so the stop is looked up (GET) in between
                 )
             )
         tap = await _buy(v)

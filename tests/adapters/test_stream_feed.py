@@ -14,10 +14,12 @@ from twinstar.adapters.binance import BinanceUsdm
 from twinstar.adapters.feed import StreamCandleFeed
 from twinstar.bus.events import CandleClosed, FeedConnected, FeedDisconnected
 from twinstar.clock import LiveClock
+from twinstar.config import FeedConfig
 from twinstar.kernel import Kernel
 from twinstar.testing.venue import Venue, venue
 
 pytestmark = pytest.mark.anyio
+FAST = FeedConfig(silence_s=0.5, backoff_initial_s=0.1, backoff_max_s=0.1)  # a dead socket found in 0.5 s
 MIN = 60_000
 
 
@@ -39,7 +41,7 @@ async def test_stream_publishes_closed_candles_and_backfills_after_a_drop() -> N
         clock = LiveClock()
         adapter = BinanceUsdm(config=_config("binanceusdm"), clock=clock)
         v.point(adapter.ccxt)
-        feed = StreamCandleFeed(adapter, "BTC/USDT:USDT", "1m", clock, silence_s=30)
+        feed = StreamCandleFeed(adapter, "BTC/USDT:USDT", "1m", clock)
         tap = Tap()
         closes = lambda: [e.open_time_ms for e in tap.of(CandleClosed)]  # type: ignore[attr-defined]  # noqa: E731
         try:
@@ -76,7 +78,7 @@ async def test_a_silent_stream_is_reopened() -> None:
         clock = LiveClock()
         adapter = BinanceUsdm(config=_config("binanceusdm"), clock=clock)
         v.point(adapter.ccxt)
-        feed = StreamCandleFeed(adapter, "BTC/USDT:USDT", "1m", clock, silence_s=0.5, backoff_s=(0.1,))
+        feed = StreamCandleFeed(adapter, "BTC/USDT:USDT", "1m", clock, settings=FAST)
         tap = Tap()
         try:
             async with Kernel(clock=clock, components=[tap, feed]) as kernel:

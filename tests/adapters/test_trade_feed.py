@@ -22,13 +22,12 @@ from tests.adapters.test_adapters_wire import _config
 from tests.pipeline.harness import Tap
 from twinstar.adapters import make_exchange
 from twinstar.adapters.binance import BinanceUsdm
-from twinstar.adapters.feed import PollingCandleFeed, StreamCandleFeed, TradeCandleFeed
+from twinstar.adapters.feed import PollingCandleFeed, StreamCandleFeed, TradeCandleFeed, choose_feed
 from twinstar.adapters.sim import SimExchange
 from twinstar.bus.events import CandleClosed, FeedBackfilled, FeedConnected, FeedGapDetected
 from twinstar.clock import LiveClock
 from twinstar.config import Config
 from twinstar.kernel import Kernel
-from twinstar.live import _feed
 from twinstar.testing.venue import Venue, venue
 
 pytestmark = pytest.mark.anyio
@@ -147,16 +146,16 @@ async def test_a_quiet_candle_closes_by_time_and_a_late_trade_never_changes_it()
 
 
 def test_the_feed_follows_what_ccxt_pro_can_stream() -> None:
-    def feed_for(exchange_id: str, mode: str = "auto") -> type:
+    def feed_for(exchange_id: str, mode: str = "auto", interval: str = "1m") -> type:
         config = Config.from_toml(f'symbols = ["BTC/KRW"]\n[exchange]\nid = "{exchange_id}"\ncandle_feed = "{mode}"\n')
         clock = LiveClock()
-        return type(_feed(config, make_exchange(config.exchange, clock), "BTC/KRW", clock))
+        return type(choose_feed(make_exchange(config.exchange, clock), "BTC/KRW", interval, clock, mode=mode))
 
     assert feed_for("binanceusdm") is StreamCandleFeed
-    assert feed_for("upbit") is StreamCandleFeed
+    assert feed_for("upbit", interval="1s") is StreamCandleFeed  # ccxt.pro streams Upbit's 1s candles only
+    assert feed_for("upbit") is TradeCandleFeed  # its minutes are built from trades
     assert feed_for("bithumb") is TradeCandleFeed  # trades, no klines, in ccxt.pro 4.5.90
     assert feed_for("lighter") is TradeCandleFeed
     assert feed_for("bithumb", "poll") is PollingCandleFeed
     clock = LiveClock()
-    config = Config.from_toml('symbols = ["BTC/USD"]\n[exchange]\nid = "sim"\ncandle_feed = "stream"\n')
-    assert type(_feed(config, SimExchange(clock), "BTC/USD", clock)) is PollingCandleFeed  # no ccxt, no stream
+    assert type(choose_feed(SimExchange(clock), "BTC/USD", "1h", clock, mode="stream")) is PollingCandleFeed  # no ccxt

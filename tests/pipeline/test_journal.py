@@ -12,7 +12,7 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from twinstar.handlers.journal import MAGIC, Flat, Journal, JournalState, Sent, StopInForce, read_journal
+from twinstar.handlers.journal import DONE_KEPT, MAGIC, Flat, Journal, JournalState, Sent, StopInForce, read_journal
 
 
 def _sent(cid: str, symbol: str = "BTC/USDT:USDT") -> Sent:
@@ -52,9 +52,13 @@ def test_the_state_survives_reopening_and_the_file_is_compacted(tmp_path: Path) 
     size = path.stat().st_size
     reopened = Journal(path)
     assert reopened.state == JournalState(
-        pending={"two-last": _sent("two-last")}, stops={("binanceusdm", "BTC/USDT:USDT"): _stop(price=29_049.0)}
+        pending={"two-last": _sent("two-last")},
+        stops={("binanceusdm", "BTC/USDT:USDT"): _stop(price=29_049.0)},
+        done={("binanceusdm", "BTC/USDT:USDT"): {f"two-{n}": None for n in range(50)}},
     )
-    assert path.stat().st_size < size / 20  # rewritten to its two live records
+    assert path.stat().st_size < size / 3  # rewritten to its live records: ids done, one pending, one stop
+    assert reopened.known("binanceusdm", "BTC/USDT:USDT", "two-7") and reopened.known("x", "y", "two-last")
+    assert not reopened.known("binanceusdm", "BTC/USDT:USDT", "two-50")
     reopened.write(Flat(exchange="binanceusdm", symbol="BTC/USDT:USDT"))
     reopened.close()
     assert Journal(path).state.stops == {}
@@ -115,3 +119,13 @@ def test_a_sigkill_while_writing_loses_no_record_the_os_got(tmp_path: Path) -> N
     cids = list(state.pending)
     assert len(cids) > 2000
     assert cids == [f"two-{n}" for n in range(len(cids))]  # a prefix, in order, none lost or mangled
+
+
+def test_only_the_latest_resolved_ids_are_kept_per_symbol(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "j")
+    for n in range(DONE_KEPT + 10):
+        journal.sent(_sent(f"two-{n}"))
+        journal.outcome(f"two-{n}", "failed", 0.0, 0.0)
+    journal.close()
+    kept = Journal(tmp_path / "j").state.done[("binanceusdm", "BTC/USDT:USDT")]
+    assert list(kept) == [f"two-{n}" for n in range(10, DONE_KEPT + 10)]

@@ -173,7 +173,7 @@ def test_each_event_is_one_readable_line_at_its_level() -> None:
             "binanceusdm unreachable (BTC/USDT:USDT 1m feed): fetch_ohlcv: ExchangeNotAvailable: binanceusdm GET "
             "http://127.0.0.1:9/fapi/v1/klines; retrying (attempt 3)",
         ),
-        (warn, "binanceusdm feed down (BTC/USDT:USDT 1m feed): stream silent; retrying in 2s (attempt 1)"),
+        (warn, "binanceusdm feed down (BTC/USDT:USDT 1m feed): stream silent; retrying in 2.0s (attempt 1)"),
         (warn, "binanceusdm feed down (order stream): stream closed; retrying (attempt 2)"),
         (logging.ERROR, "binanceusdm BTC/USDT:USDT  EMERGENCY EXIT: closing 0.01 at market: no stop could be placed"),
         (logging.ERROR, "handler Strategy failed on CandleClosed: ValueError: bad"),
@@ -245,7 +245,7 @@ async def test_an_unreachable_exchange_is_said_at_once_and_every_retry_is_visibl
     base = f"http://127.0.0.1:{_closed_port()}"
     unreachable = re.compile(
         rf"{STAMP}WARNING binanceusdm unreachable \(BTC/USDT:USDT {INTERVAL_S}s feed\): .*ExchangeNotAvailable.*; "
-        r"retrying in \d+s \(attempt (\d+)\)"
+        r"retrying in [\d.]+s \(attempt (\d+)\)"
     )
 
     def attempts(err: str) -> list[int]:

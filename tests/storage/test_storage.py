@@ -15,6 +15,7 @@ from twinstar.clock import SimClock
 from twinstar.config import Config
 from twinstar.handlers.storage import CandleStorage, StorageLockedError, month_of, safe_name
 from twinstar.kernel import Kernel
+from twinstar.storage.compact import CompactionReport
 
 pytestmark = pytest.mark.anyio
 JAN = 1_704_067_200_000  # 2024-01-01 00:00 UTC
@@ -99,7 +100,10 @@ async def test_a_later_flush_merges_with_the_file_on_disk(tmp_path: Path) -> Non
         row(JAN + MINUTE, 2.0),
         row(JAN + 2 * MINUTE, 3.0),
     ]
-    assert repr(storage) == f"CandleStorage(root={str(tmp_path)!r}, buffered=0, written=4, rejected=0, set_aside=0)"
+    assert repr(storage) == (
+        f"CandleStorage(root={str(tmp_path)!r}, buffered=0, written=4, pieces=0, compactions=1, rejected=0, "
+        "set_aside=0)"
+    )
 
 
 async def test_candles_are_flushed_in_batches_and_load_includes_the_unflushed(tmp_path: Path) -> None:
@@ -109,27 +113,42 @@ async def test_candles_are_flushed_in_batches_and_load_includes_the_unflushed(tm
     assert list(tmp_path.rglob("*.parquet")) == []
     assert storage.load("binanceusdm", SYMBOL, "1m").height == 2  # still buffered, but visible
     storage.handle(at(JAN + 2 * MINUTE))
-    assert pl.read_parquet(tmp_path.joinpath(*SERIES_DIR, "2024-01.parquet")).height == 3
+    (piece,) = tmp_path.joinpath("_pieces").iterdir()  # one flush, one piece; month files wait for compaction
+    assert pl.read_ipc_stream(piece).rows() == [row(JAN), row(JAN + MINUTE), row(JAN + 2 * MINUTE)]
+    assert list(tmp_path.rglob("*.parquet")) == []
     await storage.stop()
+    assert pl.read_parquet(tmp_path.joinpath(*SERIES_DIR, "2024-01.parquet")).height == 3
+    assert list(tmp_path.joinpath("_pieces").iterdir()) == []
 
 
-async def test_a_flush_rewrites_only_the_months_that_changed(tmp_path: Path) -> None:
+async def test_a_compaction_rewrites_only_the_months_that_changed(tmp_path: Path) -> None:
     storage = await started(tmp_path, flush_every=1000)
     for ms in (JAN, FEB, MAR):
         storage.handle(at(ms))
     assert storage.flush() == 3
+    report = await storage.compact()
+    assert report is not None
+    assert [Path(p).name for p in report.files] == ["2024-01.parquet", "2024-02.parquet", "2024-03.parquet"]
     folder = tmp_path.joinpath(*SERIES_DIR)
     before = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in folder.iterdir()}
 
     storage.handle(at(FEB + MINUTE))
-    assert storage.flush() == 1
+    assert storage.flush() == 1  # one candle written: a flush is O(new candles), it never reads a month file
+    assert after_compaction(await storage.compact()) == ["2024-02.parquet"]
     after = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in folder.iterdir()}
     assert after["2024-01.parquet"] == before["2024-01.parquet"]
     assert after["2024-03.parquet"] == before["2024-03.parquet"]
     assert after["2024-02.parquet"] != before["2024-02.parquet"]  # replaced by a new file
     assert pl.read_parquet(folder / "2024-02.parquet")["open_time_ms"].to_list() == [FEB, FEB + MINUTE]
     assert storage.flush() == 0  # nothing buffered: nothing touched
+    assert await storage.compact() is None  # no piece: no child process
     await storage.stop()
+
+
+def after_compaction(report: CompactionReport | None) -> list[str]:
+    """The names of the month files a compaction rewrote."""
+    assert report is not None
+    return [Path(p).name for p in report.files]
 
 
 async def test_symbols_whose_safe_names_collide_never_overwrite_each_other(tmp_path: Path) -> None:
@@ -204,14 +223,20 @@ async def test_an_unreadable_month_file_found_at_start_is_set_aside_not_fatal(tm
     assert pl.read_parquet(path).rows() == [row(JAN, 7.0)]
 
 
-async def test_a_file_that_breaks_while_running_is_set_aside_at_merge_never_overwritten(tmp_path: Path) -> None:
+async def test_a_file_that_breaks_while_running_is_set_aside_at_compaction_never_overwritten(
+    tmp_path: Path,
+) -> None:
     storage = await started(tmp_path, flush_every=1)
     storage.handle(at(JAN))
+    await storage.compact()
     path = storage.path_for("binanceusdm", SYMBOL, "1m", "2024-01")
     path.write_bytes(b"garbage")
     path.with_name("2024-01.parquet.corrupt-1").write_bytes(b"an older casualty")
     assert storage.load("binanceusdm", SYMBOL, "1m").height == 0  # skipped and logged, not raised
     storage.handle(at(JAN + MINUTE))
+    assert storage.load("binanceusdm", SYMBOL, "1m").rows() == [row(JAN + MINUTE)]  # from its piece
+    await storage.compact()
+    assert storage.set_aside == [path.with_name("2024-01.parquet.corrupt-2")]  # reported by the child
     assert path.with_name("2024-01.parquet.corrupt-1").read_bytes() == b"an older casualty"
     assert path.with_name("2024-01.parquet.corrupt-2").read_bytes() == b"garbage"
     assert pl.read_parquet(path).rows() == [row(JAN + MINUTE)]
@@ -242,14 +267,35 @@ async def test_stale_temp_files_are_ignored_by_readers_and_removed_at_start(tmp_
 
 async def test_a_failed_write_keeps_the_candles_buffered_for_the_next_flush(tmp_path: Path) -> None:
     storage = await started(tmp_path, flush_every=1)
-    blocker = tmp_path / "exchange=binanceusdm"
-    blocker.write_bytes(b"a file where the folder should be")
+    pieces = tmp_path / "_pieces"
+    pieces.rmdir()
+    pieces.write_bytes(b"a file where the folder should be")
     storage.handle(at(JAN))  # the flush fails, is logged, and does not raise
-    assert repr(storage).startswith(f"CandleStorage(root={str(tmp_path)!r}, buffered=1, written=0")
-    blocker.unlink()
+    assert repr(storage).startswith(f"CandleStorage(root={str(tmp_path)!r}, buffered=1, written=0, pieces=0")
+    pieces.unlink()
+    pieces.mkdir()
     assert storage.flush() == 1
     assert storage.load("binanceusdm", SYMBOL, "1m").rows() == [row(JAN)]
     await storage.stop()
+
+
+async def test_a_failed_compaction_keeps_every_piece_and_is_retried(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    storage = await started(tmp_path, flush_every=1)
+    blocker = tmp_path / "exchange=binanceusdm"
+    blocker.write_bytes(b"a file where the folder should be")
+    storage.handle(at(JAN))
+    with caplog.at_level(logging.ERROR, logger="twinstar.storage"):
+        assert await storage.compact() is None  # the child failed; logged, not raised
+    assert [r.getMessage().split(":")[0] for r in caplog.records] == [
+        f"compaction under {tmp_path} failed, its pieces stay"
+    ]
+    assert len(list((tmp_path / "_pieces").iterdir())) == 1
+    assert storage.load("binanceusdm", SYMBOL, "1m").rows() == [row(JAN)]
+    blocker.unlink()
+    await storage.stop()
+    assert pl.read_parquet(storage.path_for("binanceusdm", SYMBOL, "1m", "2024-01")).rows() == [row(JAN)]
 
 
 async def test_history_is_preloaded_at_start_and_follows_new_candles(tmp_path: Path) -> None:

@@ -1,17 +1,19 @@
 """Child process of the SIGKILL test: writes and flushes candles until it is killed.
 
-Usage: ``python writer_process.py ROOT SRC_DIR BATCH``, then FIRST on
-stdin. Each round hands the real `CandleStorage` BATCH new one-second
-candles (open times FIRST, FIRST+1, ... seconds into 2024-01, so every flush
-rewrites the same month file) plus the last 10 it already stored again (duplicates the merge
-must drop), flushes, and prints the committed row count. Before the first
-round it prints ``ready`` once `start()` has cleaned up after the previous
-kill.
+Usage: ``python writer_process.py ROOT SRC_DIR BATCH COMPACT_EVERY``, then
+FIRST on stdin. Each round hands the real `CandleStorage` BATCH new
+one-second candles (open times FIRST, FIRST+1, ... seconds into 2024-01, so
+every compaction rewrites the same month file) plus the last 10 it already
+stored again (duplicates the merge must drop), flushes (one piece), and
+prints the committed row count; every COMPACT_EVERY rounds it also compacts
+(a child process of its own). Before the first round it prints ``ready``
+once `start()` has cleaned up after the previous kill.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import sys
 import types
 from pathlib import Path
@@ -32,7 +34,7 @@ def _import_storage(src: Path) -> type:
     return CandleStorage
 
 
-async def main(root: Path, src: Path, batch: int) -> None:
+async def main(root: Path, src: Path, batch: int, compact_every: int) -> None:
     storage_type = _import_storage(src)
     from twinstar.bus.events import CandleClosed
 
@@ -43,7 +45,7 @@ async def main(root: Path, src: Path, batch: int) -> None:
     await storage.start()
     print("ready", flush=True)
     stored = first
-    while True:
+    for round_ in itertools.count(1):
         for second in range(max(0, stored - 10), stored + batch):
             price = 100.0 + second % 97
             storage.handle(
@@ -63,7 +65,9 @@ async def main(root: Path, src: Path, batch: int) -> None:
         storage.flush()
         stored += batch
         print(stored, flush=True)
+        if round_ % compact_every == 0:
+            await storage.compact()
 
 
 if __name__ == "__main__":
-    asyncio.run(main(Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])))
+    asyncio.run(main(Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])))

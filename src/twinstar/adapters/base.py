@@ -198,7 +198,7 @@ class Exchange(Protocol):
 
     @property
     def name(self) -> str:
-        """Exchange id as it appears in events (e.g. ``"binanceusdm"``)."""
+        """The venue as events name it: the exchange id (``"binanceusdm"``) or the config's `name`."""
         ...
 
     @property
@@ -282,6 +282,10 @@ class Exchange(Protocol):
 
     async def fetch_order(self, symbol: str, client_order_id: str) -> OrderResult:
         """Look an order up by client id; ORDER_NOT_FOUND when it never arrived."""
+        ...
+
+    async def fetch_stop(self, symbol: str, client_order_id: str) -> OrderResult:
+        """Look a stop up by client id (ORDER_NOT_FOUND when it never arrived), wherever the venue keeps stops."""
         ...
 
     async def fetch_ohlcv(

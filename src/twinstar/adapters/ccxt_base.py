@@ -154,8 +154,8 @@ class CcxtExchange:
 
     @property
     def name(self) -> str:
-        """The ccxt exchange id."""
-        return self._id
+        """The venue's name in events and the journal: `config.name`, else the ccxt exchange id."""
+        return self.config.name or self._id
 
     @property
     def supports_native_stop(self) -> bool:
@@ -491,6 +491,22 @@ class CcxtExchange:
         except Exception as exc:
             return self._failure(exc, client_order_id)
         return self._result(order, client_order_id, 0.0, symbol)
+
+    async def fetch_stop(self, symbol: str, client_order_id: str) -> OrderResult:
+        """Look a resting or finished stop up by client id, through the venue's stop API where it has one."""
+        try:
+            await self._markets()
+            order = await self.find_stop(symbol, client_order_id)
+        except Exception as exc:
+            return self._failure(exc, client_order_id)
+        return self._result(order, client_order_id, 0.0, symbol)
+
+    async def find_stop(self, symbol: str, client_order_id: str) -> dict[str, Any]:
+        """Fetch a stop by client id (Binance keeps them apart, under `/fapi/v1/algoOrder`)."""
+        stop_api = self.cancel_stop_params()
+        if not stop_api:
+            return await self.find_order(symbol, client_order_id)
+        return dict(await self.ccxt.fetch_order(None, symbol, {"clientOrderId": client_order_id, **stop_api}))
 
     #: ccxt params for each `fetch_open_orders` call that together list plain and stop orders.
     open_order_queries: ClassVar[tuple[dict[str, Any], ...]] = ({}, {"trigger": True})

@@ -17,15 +17,19 @@ a malformed candle (NaN, non-positive price, high < low) becomes
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import math
+import time
 from typing import Any, Final
 
 import anyio
 
 from twinstar.adapters.base import Bar, Exchange, ExchangeError, bar_from_row
 from twinstar.adapters.ccxt_base import CcxtExchange
+from twinstar.adapters.kline_finals import track as track_kline_finals
+from twinstar.adapters.supervision import Backoff, cancelled_from_outside
 from twinstar.adapters.trade_candles import TradeCandles, trade_from_ccxt
 from twinstar.bus.bus import Bus
 from twinstar.bus.events import (
@@ -33,12 +37,14 @@ from twinstar.bus.events import (
     CandleRejected,
     FeedBackfilled,
     FeedConnected,
+    FeedDegraded,
     FeedDisconnected,
     FeedGapDetected,
     FeedStopped,
     PriceMoved,
 )
 from twinstar.clock import Clock
+from twinstar.config import FeedConfig
 from twinstar.intervals import interval_ms
 
 log: Final = logging.getLogger("twinstar.feed")
@@ -52,10 +58,25 @@ FeedEvent = (
     | FeedStopped
     | CandleRejected
     | PriceMoved
+    | FeedDegraded
 )
 
 
 DAY_MS: Final = 86_400_000
+# A candle not seen closed this long after its close is asked for over REST (lost, or an empty interval).
+OVERDUE_GRACE_S: Final = 5.0
+# A candle published this long after its close is `late` (a live feed publishes within a few seconds).
+LATE_AFTER_MS: Final = round(OVERDUE_GRACE_S * 1000)
+_OVERDUE: Final = object()  # `_next_update`'s answer when a candle close is overdue
+
+
+def _reason(exc: BaseException) -> str:
+    """What a feed's failure says about itself, in one line."""
+    if isinstance(exc, ExchangeError):
+        return exc.message[:200]
+    if isinstance(exc, TimeoutError):
+        return "stream silent"
+    return f"{type(exc).__name__}: {exc}"[:200]
 
 
 def bar_problem(bar: Bar, length_ms: int = 0) -> str | None:
@@ -89,7 +110,7 @@ class PollingCandleFeed:
         *,
         settle_s: float = 2.0,
         warmup: int = 100,
-        backoff_s: tuple[float, ...] = (1.0, 2.0, 5.0, 10.0, 30.0),
+        settings: FeedConfig | None = None,
     ) -> None:
         self.exchange = exchange
         self.symbol = symbol
@@ -97,7 +118,7 @@ class PollingCandleFeed:
         self.clock = clock
         self.settle_s = settle_s  # venues finalise a candle a moment after its close
         self.warmup = warmup
-        self.backoff_s = backoff_s
+        self.settings = settings or FeedConfig()
         self._length_ms = interval_ms(interval)
         self._last_open_ms: int | None = None
         self._stopped = False
@@ -150,7 +171,8 @@ class PollingCandleFeed:
         A bar is over when it ends by `closed_by_ms`, by default the clock's now;
         a caller that saw a later candle or trade passes that proof instead.
         """
-        now_ms = max(self.clock.now_ms(), closed_by_ms or 0)
+        clock_ms = self.clock.now_ms()
+        now_ms = max(clock_ms, closed_by_ms or 0)
         fresh = sorted(
             (
                 b
@@ -183,6 +205,7 @@ class PollingCandleFeed:
                 low=bar.low,
                 close=bar.close,
                 volume=bar.volume,
+                late=clock_ms - (bar.open_time_ms + self._length_ms) > LATE_AFTER_MS,
             )
             published += 1
         self.published += published
@@ -193,21 +216,27 @@ class PollingCandleFeed:
         await self._emit(CandleRejected, open_time_ms=bar.open_time_ms, reason=problem)
 
     async def run(self) -> None:
-        """Poll after every candle close until `stop_intake`; back off while the venue fails."""
-        attempt = 0
+        """Poll after every candle close until `stop_intake`; back off while the venue fails, maybe give up."""
+        backoff = Backoff(self.settings)
         connected = False
         while not self._stopped:
             try:
                 await self.poll_once()
-            except ExchangeError as exc:
-                attempt += 1
+            except (Exception, asyncio.CancelledError) as exc:  # this feed's trouble, never the kernel's
+                if cancelled_from_outside(exc) or self._stopped:
+                    raise
                 connected = False
-                wait = self.backoff_s[min(attempt, len(self.backoff_s)) - 1]
-                await self._emit(FeedDisconnected, reason=exc.message, attempt=attempt, retry_in_s=wait)
+                reason = _reason(exc)
+                wait = backoff.failed()
+                if wait is None:
+                    await self.give_up(f"{backoff.attempt - 1} retries failed; last: {reason}")
+                    return
+                await self._emit(FeedDisconnected, reason=reason, attempt=backoff.attempt, retry_in_s=wait)
                 await self.clock.sleep(wait)
                 continue
             if not connected:
-                connected, attempt = True, 0
+                connected = True
+                backoff.succeeded()
                 await self._emit(FeedConnected)
             now_ms = self.clock.now_ms()
             next_close_ms = (now_ms // self._length_ms + 1) * self._length_ms
@@ -218,6 +247,13 @@ class PollingCandleFeed:
         if not self._stopped:
             self._stopped = True
             await self._emit(FeedStopped, reason="shutdown")
+
+    async def give_up(self, reason: str) -> None:
+        """End this feed for good (its backoff is exhausted); the kernel and the other feeds run on."""
+        if not self._stopped:
+            self._stopped = True
+            log.error("%s %s %s feed stopped: %s", self.exchange.name, self.symbol, self.interval, reason)
+            await self._emit(FeedStopped, reason=reason)
 
     def __repr__(self) -> str:
         return (
@@ -231,30 +267,35 @@ class _WatchedFeed:
 
     After every (re)connect, and whenever a subclass reports that the stream
     skipped candles, the REST path fetches what was missed; stream and REST
-    share one publisher (`self.rest`), so nothing is published twice. A stream
-    silent for `silence_s` is treated as dead and reopened.
+    share one publisher (`self.rest`), so nothing is published twice.
+
+    Each feed is supervised on its own: any failure of one watch, one frame or
+    one backfill (a REST error, a malformed row, a future cancelled because a
+    sibling's reconnect closed the shared client) is this feed's alone: it is
+    published as `FeedDisconnected`, waited out on `Backoff` and retried, and
+    after `feed.max_attempts` the feed ends with `FeedStopped`; the kernel and
+    the other feeds run on. The venue's ccxt.pro client is shared by every
+    feed of the venue (one socket, subscriptions multiplexed): only a socket
+    that has received nothing at all for `feed.silence_s` is closed; a stream
+    that is alive but late with a candle is checked over REST within
+    `OVERDUE_GRACE_S` of the candle's close.
     """
 
     def __init__(
-        self,
-        exchange: CcxtExchange,
-        symbol: str,
-        interval: str,
-        clock: Clock,
-        *,
-        silence_s: float | None = None,
-        backoff_s: tuple[float, ...] = (1.0, 2.0, 5.0, 10.0, 30.0),
+        self, exchange: CcxtExchange, symbol: str, interval: str, clock: Clock, *, settings: FeedConfig | None = None
     ) -> None:
         self.exchange = exchange
         self.symbol = symbol
         self.interval = interval
         self.clock = clock
+        self.settings = settings or FeedConfig()
         self._length_ms = interval_ms(interval)
-        self.silence_s = silence_s if silence_s is not None else max(10.0, 3 * self._length_ms / 1000)
-        self.backoff_s = backoff_s
-        self.rest = PollingCandleFeed(exchange, symbol, interval, clock)
+        self.rest = PollingCandleFeed(exchange, symbol, interval, clock, settings=self.settings)
         self._stopped = False
         self.frames = 0
+        self._usable_at = 0.0  # monotonic time of the last frame that held something usable
+        self._said_unusable = False
+        self._checked_due_ms = 0  # the overdue candle close already checked over REST
         # Only where the kernel keeps the stops itself: the open candle's extremes, so a stop fires mid-candle.
         self._track_extremes = not exchange.supports_native_stop
         self._extreme: Bar | None = None  # the open candle's low and high as last published
@@ -271,8 +312,16 @@ class _WatchedFeed:
         """Publish what `update` closed (None: a wake-up without data); True asks for a REST backfill."""
         raise NotImplementedError
 
+    async def _unwatch(self) -> None:
+        """Drop this feed's own subscription, where ccxt.pro can (the next watch subscribes again)."""
+
     def _reset(self) -> None:
         """Forget per-connection state after the stream broke."""
+
+    def _usable(self) -> None:
+        """A subclass saw something usable in the last frame."""
+        self._usable_at = time.monotonic()
+        self._said_unusable = False
 
     async def _price_moved(self, bar: Bar | None) -> None:
         """Publish `PriceMoved` when the open candle `bar` reached a new low or high."""
@@ -284,41 +333,101 @@ class _WatchedFeed:
         self._extreme = bar
         await self.rest._emit(PriceMoved, open_time_ms=bar.open_time_ms, low=bar.low, high=bar.high, price=bar.close)
 
+    def _due_ms(self) -> int | None:
+        """When the candle after the last one published should have been seen closed, grace included."""
+        last = self.rest._last_open_ms
+        if last is None:
+            return None
+        return last + 2 * self._length_ms + round(OVERDUE_GRACE_S * 1000)
+
     async def run(self) -> None:
-        """Watch the stream until `stop_intake`; reconnect with backoff, backfill on every reconnect."""
-        attempt = 0
+        """Watch the stream until `stop_intake` or until the backoff gives up; see the class docstring."""
+        backoff = Backoff(self.settings)
         need_backfill = True
+        self._usable_at = time.monotonic()
         while not self._stopped:
             try:
                 if need_backfill:
                     await self.rest.poll_once()
                     need_backfill = False
-                with anyio.fail_after(self.silence_s):  # a network watchdog: real time by nature
-                    update = await self._watch()
-            except Exception as exc:  # every failure means the same: reconnect, then backfill
-                attempt += 1
+                update = await self._next_update()
+                if update is _OVERDUE:
+                    await self._check_overdue()
+                    continue
+                if update is not None:
+                    self.frames += 1
+                    if backoff.succeeded() or self.frames == 1:
+                        await self.rest._emit(FeedConnected)
+                need_backfill = await self._absorb(update)
+                if update is not None:
+                    await self._say_if_unusable()
+            except (Exception, asyncio.CancelledError) as exc:
+                if cancelled_from_outside(exc) or self._stopped:
+                    raise
                 need_backfill = True
-                reason = "stream silent" if isinstance(exc, TimeoutError) else self.exchange.scrub(str(exc))[:200]
-                wait = self.backoff_s[min(attempt, len(self.backoff_s)) - 1]
-                await self.rest._emit(FeedDisconnected, reason=reason, attempt=attempt, retry_in_s=wait)
-                await self._drop_sockets()
                 self._reset()
+                reason = self.exchange.scrub(_reason(exc))
+                wait = backoff.failed()
+                if wait is None:
+                    await self.rest.give_up(f"{backoff.attempt - 1} retries failed; last: {reason}")
+                    return
+                await self.rest._emit(FeedDisconnected, reason=reason, attempt=backoff.attempt, retry_in_s=wait)
+                if isinstance(exc, TimeoutError):
+                    await self._close_dead_sockets()
                 await self.clock.sleep(wait)
-                continue
-            if update is not None:
-                self.frames += 1
-                if attempt or self.frames == 1:
-                    attempt = 0
-                    await self.rest._emit(FeedConnected)
-            need_backfill = await self._absorb(update)
 
-    async def _drop_sockets(self) -> None:
-        """Close ccxt.pro's WebSocket clients (not the exchange): the next watch opens a fresh one."""
-        clients: dict[str, object] = getattr(self.exchange.ccxt, "clients", None) or {}
+    async def _next_update(self) -> Any:
+        """The next update; `_OVERDUE` when a candle close is late; TimeoutError when the socket is dead."""
+        due = self._due_ms()
+        overdue_in_s = math.inf if due is None or due <= self._checked_due_ms else (due - self.clock.now_ms()) / 1000
+        if overdue_in_s <= 0:
+            return _OVERDUE
+        with anyio.move_on_after(min(self.settings.silence_s, overdue_in_s)):  # watchdogs: real time by nature
+            return await self._watch()
+        due = self._due_ms()
+        if due is not None and due > self._checked_due_ms and self.clock.now_ms() >= due:
+            return _OVERDUE
+        if self._socket_alive():
+            return None  # our subscription is quiet (no trades), the socket is not: nothing is lost
+        raise TimeoutError("stream silent")
+
+    async def _check_overdue(self) -> None:
+        """A candle should have closed by now: REST tells a lost one (published now) from an empty one."""
+        due = self._due_ms()
+        self._checked_due_ms = due or 0
+        before = self.rest.published
+        await self.rest.poll_once()
+        if self.rest.published > before:
+            log.warning("%s %s: the stream missed a candle; REST had it", self.exchange.name, self.symbol)
+            await self._unwatch()  # the subscription may be stuck although the socket lives: renew it
+
+    async def _say_if_unusable(self) -> None:
+        if self._said_unusable or time.monotonic() - self._usable_at < self.settings.unusable_s:
+            return
+        self._said_unusable = True
+        reason = f"frames arrive but none usable for {self.settings.unusable_s:g}s"
+        log.error("%s %s %s: %s", self.exchange.name, self.symbol, self.interval, reason)
+        await self.rest._emit(FeedDegraded, reason=reason)
+
+    def _socket_alive(self) -> bool:
+        """Whether any socket of the venue's client received something within `silence_s`."""
+        clients: dict[str, Any] = getattr(self.exchange.ccxt, "clients", None) or {}
+        horizon_ms = time.time() * 1000 - self.settings.silence_s * 1000
+        return any((getattr(c, "last_message_at", None) or 0) >= horizon_ms for c in clients.values())
+
+    async def _close_dead_sockets(self) -> None:
+        """Close the venue's sockets that received nothing within `silence_s` (a half-open socket).
+
+        Only dead ones: the client is shared with the venue's other feeds, whose
+        live subscriptions must not be torn down by this feed's trouble.
+        """
+        clients: dict[str, Any] = getattr(self.exchange.ccxt, "clients", None) or {}
+        horizon_ms = time.time() * 1000 - self.settings.silence_s * 1000
         for url, client in list(clients.items()):
-            clients.pop(url, None)
-            with contextlib.suppress(Exception):  # a socket that is already dead may fail to close
-                await client.close()  # type: ignore[attr-defined]
+            if (getattr(client, "last_message_at", None) or 0) < horizon_ms:
+                clients.pop(url, None)
+                with contextlib.suppress(Exception):  # a socket that is already dead may fail to close
+                    await client.close()
 
     async def stop_intake(self) -> None:
         """Stop watching; the kernel then cancels the task."""
@@ -330,16 +439,60 @@ class StreamCandleFeed(_WatchedFeed):
     """Component: closed candles from a ccxt.pro `watch_ohlcv` stream, REST-backfilled.
 
     A candle is published once a newer candle appears in the stream, so a
-    candle still being traded is never taken for a closed one.
+    candle still being traded is never taken for a closed one. Its values are
+    the final ones only if the venue's final update arrived (`kline_finals`);
+    otherwise the candle is confirmed over REST first and published as the
+    venue's REST answer has it.
     """
 
     _current: Bar | None = None  # the stream's candle still being traded
 
+    def __init__(
+        self, exchange: CcxtExchange, symbol: str, interval: str, clock: Clock, *, settings: FeedConfig | None = None
+    ) -> None:
+        super().__init__(exchange, symbol, interval, clock, settings=settings)
+        self._finals = track_kline_finals(exchange.ccxt)
+        self.confirmed_over_rest = 0
+
+    async def _final(self, candle: Bar) -> Bar:
+        """`candle` as the venue has it closed: the stream's own if its final update came, else REST's."""
+        ccxt = self.exchange.ccxt
+        if self._finals is not None:
+            market_id = str(((ccxt.markets or {}).get(self.symbol) or {}).get("id", ""))
+            interval = str((ccxt.timeframes or {}).get(self.interval, self.interval))
+            if self._finals.seen(market_id, interval, candle.open_time_ms):
+                return candle
+        self.confirmed_over_rest += 1
+        rows = await self.exchange.fetch_ohlcv(self.symbol, self.interval, since_ms=candle.open_time_ms, limit=2)
+        return next((bar for bar in rows if bar.open_time_ms == candle.open_time_ms), candle)
+
     async def _watch(self) -> Any:
-        return await self.exchange.ccxt.watch_ohlcv(self.symbol, self.interval)
+        return self._cached_newer() or await self.exchange.ccxt.watch_ohlcv(self.symbol, self.interval)
+
+    def _cached_newer(self) -> list[Any] | None:
+        """Rows ccxt.pro stored while we were busy, if a newer candle is among them.
+
+        A watch resolves only on the next frame: frames that arrived while this
+        feed was publishing or confirming sit in ccxt.pro's cache, and the candle
+        they close would wait for the venue's next frame.
+        """
+        current = self._current
+        timeframes: dict[str, Any] = getattr(self.exchange.ccxt, "ohlcvs", None) or {}
+        stored = (timeframes.get(self.symbol) or {}).get(self.interval) if current is not None else None
+        if not stored or current is None:
+            return None
+        rows = [row for row in stored if isinstance(row, list) and row and isinstance(row[0], int)]
+        if not any(row[0] > current.open_time_ms for row in rows):
+            return None
+        return [row for row in rows if row[0] >= current.open_time_ms]
 
     def _reset(self) -> None:
         self._current = None
+
+    async def _unwatch(self) -> None:
+        if self.exchange.ccxt.has.get("unWatchOHLCV"):
+            with contextlib.suppress(Exception):  # already gone is as good as dropped
+                await self.exchange.ccxt.un_watch_ohlcv(self.symbol, self.interval)
 
     async def _absorb(self, update: Any) -> bool:
         # ccxt.pro hands over only what changed since the last call: track the open candle here.
@@ -347,7 +500,10 @@ class StreamCandleFeed(_WatchedFeed):
         bars = [bar_from_row(row) for row in update] if isinstance(update, list) else [None]
         if None in bars:  # a frame ccxt could not make sense of: dropped, said, and the feed goes on
             await self.rest._emit(CandleRejected, open_time_ms=0, reason=f"unreadable kline row in {update!r:.120}")
-        for bar in sorted((b for b in bars if b is not None), key=lambda b: b.open_time_ms):
+        usable = sorted((b for b in bars if b is not None), key=lambda b: b.open_time_ms)
+        if usable:
+            self._usable()
+        for bar in usable:
             current = self._current
             if current is None or bar.open_time_ms == current.open_time_ms:
                 self._current = bar
@@ -357,7 +513,7 @@ class StreamCandleFeed(_WatchedFeed):
         last = self.rest._last_open_ms
         if closed and last is not None and closed[0].open_time_ms > last + self._length_ms:
             return True  # the stream skipped candles: REST fills them in, in order
-        await self.rest.publish_closed(closed)
+        await self.rest.publish_closed([await self._final(candle) for candle in closed])
         await self._price_moved(self._current)
         return False
 
@@ -387,10 +543,9 @@ class TradeCandleFeed(_WatchedFeed):
         clock: Clock,
         *,
         settle_s: float = 2.0,
-        silence_s: float | None = None,
-        backoff_s: tuple[float, ...] = (1.0, 2.0, 5.0, 10.0, 30.0),
+        settings: FeedConfig | None = None,
     ) -> None:
-        super().__init__(exchange, symbol, interval, clock, silence_s=silence_s, backoff_s=backoff_s)
+        super().__init__(exchange, symbol, interval, clock, settings=settings)
         self.settle_s = settle_s  # how long after an interval's end its last trades may still arrive
         # ccxt.pro keeps the last `tradesLimit` trades (1000 by default) and hands over only those: a burst
         # larger than that between two of our reads would silently lose trades, so keep more.
@@ -445,6 +600,11 @@ class TradeCandleFeed(_WatchedFeed):
         self.candles = TradeCandles(self._length_ms)
         self._complete_from_ms = None
 
+    async def _unwatch(self) -> None:
+        if self.exchange.ccxt.has.get("unWatchTrades"):
+            with contextlib.suppress(Exception):  # already gone is as good as dropped
+                await self.exchange.ccxt.un_watch_trades(self.symbol)
+
     async def _absorb(self, update: Any) -> bool:
         if update is None:  # the open candle's interval (plus settle) is over: close it by time
             closed = self.candles.close_until(self.clock.now_ms() - round(self.settle_s * 1000))
@@ -452,6 +612,8 @@ class TradeCandleFeed(_WatchedFeed):
         else:
             trades = [trade_from_ccxt(t) for t in update]
             first = next((t for t in trades if t is not None), None)
+            if first is not None:
+                self._usable()
             if self._complete_from_ms is None and first is not None:
                 # The first interval seen after a (re)connect began before we subscribed.
                 self._complete_from_ms = first.timestamp_ms - first.timestamp_ms % self._length_ms + self._length_ms
@@ -471,3 +633,36 @@ class TradeCandleFeed(_WatchedFeed):
             f"TradeCandleFeed({self.exchange.name} {self.symbol} {self.interval}, frames={self.frames}, "
             f"candles={self.candles!r})"
         )
+
+
+#: Venues whose ccxt.pro kline stream serves only some intervals (Upbit streams `1s` candles only).
+KLINE_STREAM_INTERVALS: Final[dict[str, frozenset[str]]] = {"upbit": frozenset({"1s"})}
+
+
+def choose_feed(
+    exchange: Exchange,
+    symbol: str,
+    interval: str,
+    clock: Clock,
+    *,
+    mode: str = "auto",
+    settings: FeedConfig | None = None,
+) -> PollingCandleFeed | StreamCandleFeed | TradeCandleFeed:
+    """The feed for what the venue really streams at `interval`: klines, else trades, else REST polling.
+
+    Bithumb and Lighter stream trades but not klines; Upbit streams klines of
+    one second only, so its minute candles are built from trades. `mode =
+    "poll"` always polls; `"stream"` insists on the kline stream where ccxt.pro
+    flags neither.
+    """
+    if mode == "poll" or not isinstance(exchange, CcxtExchange):
+        return PollingCandleFeed(exchange, symbol, interval, clock, settings=settings)
+    has = exchange.ccxt.has
+    served = KLINE_STREAM_INTERVALS.get(str(exchange.ccxt.id))
+    if has.get("watchOHLCV") and (served is None or interval in served):
+        return StreamCandleFeed(exchange, symbol, interval, clock, settings=settings)
+    if has.get("watchTrades"):
+        return TradeCandleFeed(exchange, symbol, interval, clock, settings=settings)
+    if mode == "stream":
+        return StreamCandleFeed(exchange, symbol, interval, clock, settings=settings)
+    return PollingCandleFeed(exchange, symbol, interval, clock, settings=settings)

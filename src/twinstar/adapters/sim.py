@@ -98,6 +98,8 @@ class SimExchange:
 
     def on_candle(self, candle: CandleClosed) -> None:
         """Move the market: trigger resting stops on this candle's range."""
+        if candle.exchange != self._name:
+            return  # another venue's market (a replay of several venues runs one simulator each)
         symbol = candle.symbol
         self._last[symbol] = candle
         history = self._candles.get(symbol)
@@ -357,6 +359,10 @@ class SimExchange:
             client_order_id=client_order_id,
             timestamp_ms=self.clock.now_ms(),
         )
+
+    async def fetch_stop(self, symbol: str, client_order_id: str) -> OrderResult:
+        """Stops are orders like any other here."""
+        return await self.fetch_order(symbol, client_order_id)
 
     async def fetch_open_orders(self, symbol: str) -> list[OpenOrder]:
         """The resting stop of `symbol`, if any (market orders never rest)."""

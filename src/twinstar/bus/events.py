@@ -26,7 +26,12 @@ class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
 
 
 class CandleClosed(Event, frozen=True, kw_only=True, tag="candle_closed"):
-    """A candle whose interval is over: its values will not change again."""
+    """A candle whose interval is over: its values will not change again.
+
+    `late`: published well after its close (backfilled after a reconnect or a
+    missed close); it updates indicators, and trades only where
+    `feed.trade_late_candles` allows.
+    """
 
     exchange: str
     symbol: str
@@ -37,6 +42,7 @@ class CandleClosed(Event, frozen=True, kw_only=True, tag="candle_closed"):
     low: float
     close: float
     volume: float
+    late: bool = False
 
 
 class PriceMoved(Event, frozen=True, kw_only=True, tag="price_moved"):
@@ -79,6 +85,15 @@ class FeedDisconnected(Event, frozen=True, kw_only=True, tag="feed_disconnected"
 
 class FeedStopped(Event, frozen=True, kw_only=True, tag="feed_stopped"):
     """A candle feed ended for good (shutdown, or retries exhausted)."""
+
+    exchange: str
+    symbol: str
+    interval: str
+    reason: str
+
+
+class FeedDegraded(Event, frozen=True, kw_only=True, tag="feed_degraded"):
+    """A feed receives frames but nothing usable comes of them (every row or trade refused)."""
 
     exchange: str
     symbol: str
@@ -313,6 +328,7 @@ AnyEvent: TypeAlias = (
     | FeedConnected
     | FeedDisconnected
     | FeedStopped
+    | FeedDegraded
     | FeedGapDetected
     | FeedBackfilled
     | CandleRejected
@@ -343,6 +359,7 @@ INPUT_EVENT_TYPES: Final[tuple[type[Event], ...]] = (
     FeedConnected,
     FeedDisconnected,
     FeedStopped,
+    FeedDegraded,
     FeedGapDetected,
     FeedBackfilled,
 )

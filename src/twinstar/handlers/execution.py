@@ -85,7 +85,11 @@ def _journal_status(result: OrderResult) -> Literal["filled", "failed", "unknown
 
 
 class ExecutionHandler:
-    """Turns signals into orders; publishes OrderPlaced / OrderFailed."""
+    """Turns the signals of one venue into orders there; publishes OrderPlaced / OrderFailed.
+
+    A kernel trading several venues has one per venue, each deaf to the
+    others' signals: an order only ever goes to the venue whose candle caused it.
+    """
 
     def __init__(
         self,
@@ -109,22 +113,31 @@ class ExecutionHandler:
     def attach(self, bus: Bus) -> None:
         """Subscribe to signals, and to what can change a position behind our back."""
         self._bus = bus
-        bus.subscribe(SignalFired, self.handle, name="ExecutionHandler")
-        bus.subscribe(PositionClosed, self.on_position_closed, name="ExecutionHandler.on_position_closed")
-        bus.subscribe(PositionReconciled, self.forget_position, name="ExecutionHandler.forget_position")
-        bus.subscribe(EmergencyExit, self.forget_position, name="ExecutionHandler.forget_position")
+        name = f"ExecutionHandler[{self.exchange.name}]"
+        bus.subscribe(SignalFired, self.handle, name=name)
+        bus.subscribe(PositionClosed, self.on_position_closed, name=f"{name}.on_position_closed")
+        bus.subscribe(PositionReconciled, self.forget_position, name=f"{name}.forget_position")
+        bus.subscribe(EmergencyExit, self.forget_position, name=f"{name}.forget_position")
 
     def on_position_closed(self, event: PositionClosed) -> None:
         """A close we did not order (stop, emergency exit): our view is out of date."""
-        if event.reason != "signal":
+        if event.reason != "signal" and event.exchange == self.exchange.name:
             self._held.pop(event.symbol, None)
 
     def forget_position(self, event: PositionReconciled | EmergencyExit) -> None:
         """Ask the exchange before the next order for this symbol."""
-        self._held.pop(event.symbol, None)
+        if event.exchange == self.exchange.name:
+            self._held.pop(event.symbol, None)
 
     async def handle(self, signal: SignalFired) -> None:
-        """Make the position match the signal's side."""
+        """Make the position match the signal's side, if the signal is for this handler's venue."""
+        if signal.exchange != self.exchange.name:
+            return  # another venue's signal: its own execution handler acts on it
+        entry = client_order_id(signal.strategy, signal.symbol, signal.candle_open_time_ms, "open")
+        if self.journal.known(signal.exchange, signal.symbol, entry):
+            # A restart re-deciding a candle already traded: the venue would take a filled order's id again.
+            log.warning("signal on %s %s already acted on (%s): not sent again", signal.symbol, signal.side, entry)
+            return
         for _ in range(2):
             known = signal.symbol in self._held
             if not await self._follow(signal, known) or not known:

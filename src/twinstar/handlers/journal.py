@@ -74,6 +74,14 @@ class StopInForce(msgspec.Struct, frozen=True, kw_only=True, tag="stop"):
     fees: float = 0.0
 
 
+class Done(msgspec.Struct, frozen=True, kw_only=True, tag="done"):
+    """An order already resolved (kept through compaction): its client id must never be sent again."""
+
+    cid: str
+    exchange: str
+    symbol: str
+
+
 class Flat(msgspec.Struct, frozen=True, kw_only=True, tag="flat"):
     """The position is gone; no stop of ours should rest for it any more."""
 
@@ -81,7 +89,10 @@ class Flat(msgspec.Struct, frozen=True, kw_only=True, tag="flat"):
     symbol: str
 
 
-Record: TypeAlias = Sent | Outcome | StopInForce | Flat
+Record: TypeAlias = Sent | Outcome | StopInForce | Flat | Done
+#: Resolved client ids kept per (exchange, symbol): a restart re-deciding the last candles must find
+#: their orders already done (the venue itself accepts a filled order's client id again).
+DONE_KEPT: Final = 64
 _encoder: Final = msgspec.msgpack.Encoder()
 _decoder: Final[msgspec.msgpack.Decoder[Record]] = msgspec.msgpack.Decoder(Record)
 
@@ -91,21 +102,33 @@ class JournalState(msgspec.Struct):
 
     pending: dict[str, Sent] = msgspec.field(default_factory=dict)
     stops: dict[Key, StopInForce] = msgspec.field(default_factory=dict)
+    done: dict[Key, dict[str, None]] = msgspec.field(default_factory=dict)  # insertion-ordered, newest last
 
     def apply(self, record: Record) -> None:
         """Fold one record into the state."""
         if isinstance(record, Sent):
             self.pending[record.cid] = record
         elif isinstance(record, Outcome):
-            self.pending.pop(record.cid, None)
+            sent = self.pending.pop(record.cid, None)
+            if sent is not None:
+                self._done(record.cid, (sent.exchange, sent.symbol))
+        elif isinstance(record, Done):
+            self._done(record.cid, (record.exchange, record.symbol))
         elif isinstance(record, StopInForce):
             self.stops[(record.exchange, record.symbol)] = record
         else:
             self.stops.pop((record.exchange, record.symbol), None)
 
+    def _done(self, cid: str, key: Key) -> None:
+        kept = self.done.setdefault(key, {})
+        kept[cid] = None
+        while len(kept) > DONE_KEPT:
+            del kept[next(iter(kept))]
+
     def records(self) -> list[Record]:
         """The fewest records that rebuild this state."""
-        return [*self.pending.values(), *self.stops.values()]
+        done = [Done(cid=cid, exchange=key[0], symbol=key[1]) for key, cids in self.done.items() for cid in cids]
+        return [*done, *self.pending.values(), *self.stops.values()]
 
 
 def _frame(record: Record) -> bytes:
@@ -186,6 +209,10 @@ class Journal:
         self.in_flight.discard(cid)
         if status != "unknown":
             self.write(Outcome(cid=cid, status=status, filled_qty=filled, avg_price=price))
+
+    def known(self, exchange: str, symbol: str, cid: str) -> bool:
+        """Whether `cid` was ever sent (still unresolved, or done): sending it again could double it."""
+        return cid in self.state.pending or cid in self.state.done.get((exchange, symbol), {})
 
     def pending_for(self, exchange: str, symbol: str) -> list[Sent]:
         """Orders for (exchange, symbol) sent and not yet resolved."""

@@ -36,7 +36,7 @@ import asyncio
 import functools
 import logging
 from collections.abc import Awaitable, Sequence
-from typing import Final
+from typing import Final, Literal
 
 import anyio
 import msgspec
@@ -48,6 +48,7 @@ from twinstar.bus.events import (
     EmergencyExit,
     FeedConnected,
     FeedDisconnected,
+    FeedStopped,
     OrderFailed,
     OrderPlaced,
     OrderUpdated,
@@ -98,7 +99,11 @@ class OpenPosition(msgspec.Struct):
 
 
 class PositionHandler:
-    """Owns positions and their stop-losses; see the module docstring."""
+    """Owns the positions of one venue and their stop-losses; see the module docstring.
+
+    A kernel trading several venues has one per venue: each takes only events
+    naming its own venue, so `positions` keyed by symbol is keyed by (venue, symbol).
+    """
 
     def __init__(
         self,
@@ -108,10 +113,12 @@ class PositionHandler:
         *,
         journal: Journal | None = None,
         symbols: Sequence[str] = (),
+        on_feed_stopped: Literal["protect", "close"] = "protect",
     ) -> None:
         self.exchange = exchange
         self.clock = clock
         self.risk = risk
+        self.on_feed_stopped = on_feed_stopped  # see FeedConfig.on_stopped
         self.journal = journal if journal is not None else Journal()
         self.symbols = tuple(symbols)
         self.positions: dict[str, OpenPosition] = {}
@@ -129,16 +136,18 @@ class PositionHandler:
         """Subscribe to candles, signals (for their stops), fills and what calls for reconciliation."""
         self._bus = bus
         self._defer_checks = bus.mode == "live"
-        bus.subscribe(CandleClosed, self.on_candle, name="PositionHandler.on_candle")
+        name = f"PositionHandler[{self.exchange.name}]"
+        bus.subscribe(CandleClosed, self.on_candle, name=f"{name}.on_candle")
         if not self.exchange.supports_native_stop:
-            bus.subscribe(PriceMoved, self.on_price_moved, name="PositionHandler.on_price_moved")
-        bus.subscribe(SignalFired, self.on_signal, name="PositionHandler.on_signal")
-        bus.subscribe(OrderPlaced, self.on_order, name="PositionHandler.on_order")
+            bus.subscribe(PriceMoved, self.on_price_moved, name=f"{name}.on_price_moved")
+        bus.subscribe(SignalFired, self.on_signal, name=f"{name}.on_signal")
+        bus.subscribe(OrderPlaced, self.on_order, name=f"{name}.on_order")
         if self._defer_checks:
-            bus.subscribe(OrderUpdated, self.on_order_update, name="PositionHandler.on_order_update")
-            bus.subscribe(FeedDisconnected, self.on_feed_disconnected, name="PositionHandler.on_feed_disconnected")
-            bus.subscribe(FeedConnected, self.on_feed_connected, name="PositionHandler.on_feed_connected")
-            bus.subscribe(OrderFailed, self.on_order_failed, name="PositionHandler.on_order_failed")
+            bus.subscribe(OrderUpdated, self.on_order_update, name=f"{name}.on_order_update")
+            bus.subscribe(FeedDisconnected, self.on_feed_disconnected, name=f"{name}.on_feed_disconnected")
+            bus.subscribe(FeedConnected, self.on_feed_connected, name=f"{name}.on_feed_connected")
+            bus.subscribe(FeedStopped, self.on_feed_stopped_for_good, name=f"{name}.on_feed_stopped")
+            bus.subscribe(OrderFailed, self.on_order_failed, name=f"{name}.on_order_failed")
 
     @property
     def live(self) -> bool:
@@ -156,7 +165,8 @@ class PositionHandler:
 
     def on_order_failed(self, event: OrderFailed) -> None:
         """An order whose outcome is unknown may have filled: settle it from the exchange now."""
-        if event.error_kind in ("unknown", "timeout", "network", "exchange_unavailable"):
+        ambiguous = event.error_kind in ("unknown", "timeout", "network", "exchange_unavailable")
+        if ambiguous and event.exchange == self.exchange.name:
             self.request_reconciliation("order_unknown")
 
     async def stop(self) -> None:
@@ -165,7 +175,8 @@ class PositionHandler:
 
     def on_feed_disconnected(self, event: FeedDisconnected) -> None:
         """Remember the outage: what happened meanwhile is read from the exchange on reconnect."""
-        self._disconnected.add((event.exchange, event.symbol))
+        if event.exchange == self.exchange.name:
+            self._disconnected.add((event.exchange, event.symbol))
 
     def on_feed_connected(self, event: FeedConnected) -> None:
         """A reconnect after an outage: reconcile, fills may have happened while we were away."""
@@ -173,6 +184,25 @@ class PositionHandler:
         if key in self._disconnected:
             self._disconnected.discard(key)
             self.request_reconciliation("reconnect")
+
+    async def on_feed_stopped_for_good(self, event: FeedStopped) -> None:
+        """A symbol's feed gave up: its stop stays on the exchange, or the position is closed as configured.
+
+        A synthetic stop needs prices the stopped feed no longer brings, so that
+        position is closed whatever the setting: it would have no stop at all.
+        """
+        position = self.positions.get(event.symbol)
+        if event.reason == "shutdown" or position is None or position.exchange != event.exchange:
+            return
+        if self.on_feed_stopped == "close" or not self.exchange.supports_native_stop:
+            await self._emergency_exit(position, f"its feed stopped: {event.reason}")
+        else:
+            log.error(
+                "%s %s: no more candles (%s); its stop stays on the exchange",
+                event.exchange,
+                event.symbol,
+                event.reason,
+            )
 
     def on_order_update(self, event: OrderUpdated) -> None:
         """The venue says an order of a position's symbol filled or changed: check that position at once."""
@@ -190,13 +220,14 @@ class PositionHandler:
 
     def on_signal(self, signal: SignalFired) -> None:
         """Remember the stop a signal asked for; its entry fill arrives next."""
-        self._signal_stops[signal.symbol] = signal.stop_price
+        if signal.exchange == self.exchange.name:
+            self._signal_stops[signal.symbol] = signal.stop_price
 
     # -- fills -------------------------------------------------------------
 
     async def on_order(self, order: OrderPlaced) -> None:
         """Open, reduce or close the position by what was actually filled."""
-        if order.filled_qty <= 0:
+        if order.filled_qty <= 0 or order.exchange != self.exchange.name:
             return
         self.busy.add(order.symbol)
         try:
@@ -322,11 +353,17 @@ class PositionHandler:
             attempts += 1
             position.stop_seq += 1
             cid = self._cid("s", position)
+            sent_ms = self.clock.now_ms()
             result: OrderResult = await self.exchange.update_stop_loss(
                 position.symbol, position.side, position.qty, stop_price, client_order_id=cid
             )
             if result.ok:  # an amended stop keeps its own client id
                 await self._stop_in_force(position, stop_price, result.client_order_id or cid)
+                return True
+            ambiguous = result.error_kind is not None and result.error_kind.ambiguous
+            if ambiguous and await self._reached_the_book(position, cid, stop_price, sent_ms):
+                await self._stop_in_force(position, stop_price, cid)
+                self.request_reconciliation("stop_settled")  # the replaced stop is swept, if it still rests
                 return True
             if not waits:
                 kind = result.error_kind or ErrorKind.UNKNOWN
@@ -346,6 +383,40 @@ class PositionHandler:
                 )
                 return False
             await self.clock.sleep(waits.pop(0))
+
+    async def _reached_the_book(self, position: OpenPosition, cid: str, stop_price: float, sent_ms: int) -> bool:
+        """Whether a stop whose reply was lost rests on the venue; never guessed, so never two.
+
+        A lookup that does not find it counts only once the request's receive
+        window has passed (it may still arrive before). Without a window, or
+        while the lookup fails, it counts as not there: the next try places a
+        new stop, and reconciliation sweeps the late one if it lands after all.
+        """
+        window = self.exchange.request_expiry_ms
+        while True:
+            found = await self.exchange.fetch_stop(position.symbol, cid)
+            if found.ok:
+                if found.status in ("open", "partial"):
+                    closing: Side = "sell" if position.side == "long" else "buy"
+                    resting = OpenOrder(
+                        symbol=position.symbol,
+                        order_id=found.order_id,
+                        client_order_id=cid,
+                        side=closing,
+                        qty=position.qty,
+                        stop_price=stop_price,
+                        reduce_only=True,
+                    )
+                    self.exchange.adopt_stop(position.symbol, resting)
+                    return True
+                return False
+            if found.error_kind is not ErrorKind.ORDER_NOT_FOUND or window is None:
+                self.request_reconciliation("stop_unknown")
+                return False
+            remaining_ms = sent_ms + window - self.clock.now_ms()
+            if remaining_ms <= 0:
+                return False
+            await self.clock.sleep(remaining_ms / 1000)
 
     async def _stop_in_force(self, position: OpenPosition, stop_price: float, cid: str) -> None:
         position.stop_price = stop_price

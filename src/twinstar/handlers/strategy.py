@@ -167,8 +167,16 @@ def make_strategy(name: str, params: dict[str, float | int | str | bool] | None 
 class StrategyHandler:
     """Runs one strategy instance per (exchange, symbol, interval): CandleClosed -> SignalFired."""
 
-    def __init__(self, name: str, params: dict[str, float | int | str | bool], clock: Clock) -> None:
+    def __init__(
+        self,
+        name: str,
+        params: dict[str, float | int | str | bool],
+        clock: Clock,
+        *,
+        trade_late_candles: bool = False,
+    ) -> None:
         self.strategy_name = name
+        self.trade_late_candles = trade_late_candles  # see CandleClosed.late
         self.params = dict(params)
         self.clock = clock
         make_strategy(name, self.params)  # refuse bad names and parameters before any candle
@@ -202,7 +210,7 @@ class StrategyHandler:
             return None
         # Warm-up history (a live feed's first poll) updates indicators but must never trade:
         # a candle that closed more than one interval ago is stale.
-        if self.clock.now_ms() - candle.open_time_ms > 2 * length_ms:
+        if self.clock.now_ms() - candle.open_time_ms > 2 * length_ms or (candle.late and not self.trade_late_candles):
             self.stale_signals += 1
             return None
         return self._bus.emit(

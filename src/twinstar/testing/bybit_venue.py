@@ -24,6 +24,7 @@ import hashlib
 import hmac
 import json
 import re
+import time
 import uuid
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
@@ -101,6 +102,7 @@ class BybitVenue(Loopback):
     fill_ratio: float = 1.0  # < 1: opening market orders fill only this share (the rest is cancelled)
     subscriptions: list[str] = field(default_factory=list)  # every topic ever subscribed, in order
     silent: bool = False  # sockets stay open but nothing more is sent: no acks, no pongs, no data
+    order_arrivals_ns: list[int] = field(default_factory=list)  # perf_counter_ns of each /v5/order/create
     conn_id: str = field(default_factory=lambda: uuid.uuid4().hex[:20])
 
     # -- prices ----------------------------------------------------------------
@@ -153,6 +155,8 @@ class BybitVenue(Loopback):
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """Log the request, then answer it (a WebSocket upgrade goes to the stream)."""
+        if request.method == "POST" and request.path == "/v5/order/create":
+            bounded_append(self.order_arrivals_ns, time.perf_counter_ns())
         bounded_append(self.requests, (request.method, request.path))
         if request.headers.get("Upgrade", "").lower() == "websocket":
             return await self._websocket(request)

@@ -164,6 +164,7 @@ class Venue(Loopback):
     subscriptions: list[str] = field(default_factory=list)  # every stream name ever subscribed, in order
     order_arrivals_ns: list[int] = field(default_factory=list)  # perf_counter_ns of each order request
     fill_ratio: float = 1.0  # < 1: opening market orders fill only this share (the rest expires)
+    silent: bool = False  # sockets stay open but nothing more is sent: no replies, no data (a half-open socket)
     _ids: dict[str, int] = field(default_factory=lambda: dict(IDS_FROM))
 
     @property
@@ -1047,7 +1048,7 @@ class Venue(Loopback):
 
     async def _push(self, frames: list[dict[str, Any]]) -> None:
         """Send user-data frames to every socket opened with a live listen key."""
-        if not frames:
+        if not frames or self.silent:
             return
         for stream in [s for s in self.streams.values() if s.private]:
             await self._send([stream], frames, stream.listen_key)
@@ -1087,6 +1088,8 @@ class Venue(Loopback):
 
     async def _control(self, stream: Stream, raw: Any) -> None:
         """SUBSCRIBE / UNSUBSCRIBE / LIST_SUBSCRIPTIONS, answered as Binance's stream answers them."""
+        if self.silent:
+            return  # the connection lives on, the venue says nothing more
         try:
             data = json.loads(raw)
             method, request_id = data["method"], data.get("id")
@@ -1113,6 +1116,8 @@ class Venue(Loopback):
         self, symbol_id: str, interval: str, open_ms: int, length_ms: int, close: float, *, final: bool = False
     ) -> None:
         """Send a kline frame in Binance USD-M's real shape to the sockets subscribed to that stream."""
+        if self.silent:
+            return
         name = f"{symbol_id.lower()}@kline_{interval}"
         frame = {
             "e": "kline",
