@@ -146,7 +146,7 @@ async def _run_paper(config: Config, args: argparse.Namespace) -> int:
     from twinstar.candles import load_candles
     from twinstar.data import bundled_candles_path
     from twinstar.handlers.strategy import make_strategy
-    from twinstar.progress import Progress, table
+    from twinstar.report.terminal import Progress, print_table
     from twinstar.session import default_run_dir, run_paper
 
     make_strategy(config.strategy.name, dict(config.strategy.params))  # fail fast on a bad name
@@ -164,10 +164,12 @@ async def _run_paper(config: Config, args: argparse.Namespace) -> int:
         )
     progress = None if args.quiet else Progress(series.frame.height, "candles")
     result = await run_paper(config, series.frame, run_dir, on_progress=progress.update if progress else None)
-    print(table(result.summary.rows(), title=f"{config.strategy.name} {venue.symbols[0]} {venue.interval}"))
+    print_table(result.summary.rows(), title=f"{config.strategy.name} {venue.symbols[0]} {venue.interval}")
     print(f"run folder: {result.run_dir}")
     print(f"  events:  {result.stream}")
     print(f"  candles: {result.candles}")
+    print(f"  stats:   {result.report.stats}")
+    print(f"  trades:  {result.report.trades_parquet} (and .csv)")
     print(f"  chart:   {result.chart}")
     return 0
 
@@ -189,15 +191,35 @@ async def _run_live(config: Config) -> int:
 
 
 async def _cmd_replay(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from twinstar.clock import Clock
+    from twinstar.kernel import Component
     from twinstar.replay import replay
+    from twinstar.report import RunReport
+    from twinstar.report.terminal import print_table
     from twinstar.session import sim_components
 
-    summary = await replay(args.file, output=args.output, components=sim_components)
+    reports: list[RunReport] = []
+
+    def components(config: Config, clock: Clock) -> list[Component]:
+        reports.append(RunReport(config.sim.initial_balance))  # the initial balance is the recorded config's
+        return [*sim_components(config, clock), reports[-1]]
+
+    summary = await replay(args.file, output=args.output, components=components)
     print(f"replayed {summary.input_events} input events -> {summary.output_events} events in {summary.elapsed_s:.2f}s")
     for name, count in summary.counts.items():
         print(f"  {name:<22} {count:>10}")
     if summary.torn_tail:
         print("warning: the stream's last frame was torn (the recording process died mid-write)")
+    [report] = reports
+    if args.output:  # the report goes beside the replay's own recording, never over the original run's
+        statistics, files = report.write(Path(args.output).parent, title=f"replay of {args.file}")
+        print_table(statistics.rows(), title="replay")
+        print(f"  stats:   {files.stats}")
+        print(f"  trades:  {files.trades_parquet} (and .csv)")
+    else:
+        print_table(report.statistics().rows(), title="replay")
     return 0
 
 

@@ -2,7 +2,7 @@
 
 A paper session is a replay-mode kernel fed with candles: the simulated
 exchange, strategy, execution and position handlers, Parquet storage, a
-recorder and the performance tracker. Its stream replays to the same
+recorder and the run report. Its stream replays to the same
 decisions because `replay` builds the trading components with the same
 `sim_components` factory.
 """
@@ -18,12 +18,11 @@ import polars as pl
 
 from twinstar.bus.events import CandleClosed
 from twinstar.bus.record import Recorder
-from twinstar.chart import write_equity_chart
 from twinstar.clock import Clock, SimClock
 from twinstar.config import Config
 from twinstar.intervals import interval_ms
 from twinstar.kernel import Component, Kernel
-from twinstar.performance import PerformanceTracker, Summary
+from twinstar.report import ReportFiles, RunReport, Statistics
 
 
 def sim_components(config: Config, clock: Clock) -> list[Component]:
@@ -44,7 +43,8 @@ class PaperResult(msgspec.Struct, frozen=True, kw_only=True):
     stream: str
     chart: str
     candles: str
-    summary: Summary
+    summary: Statistics
+    report: ReportFiles
 
 
 def default_run_dir(config: Config, root: Path = Path("runs")) -> Path:
@@ -73,14 +73,14 @@ async def run_paper(
     columns = [candles[name].to_list() for name in ("open_time_ms", "open", "high", "low", "close", "volume")]
     first_open = columns[0][0] if columns[0] else 0
     clock = SimClock((first_open + length_ms) * 1_000_000, autojump=True)
-    tracker = PerformanceTracker(config.sim.initial_balance, interval)
+    report = RunReport(config.sim.initial_balance)
     stream = run_dir / "events.tws"
     candles_dir = run_dir / "candles"
     parts: list[Component] = [
         Recorder(stream, config=config.to_dict(), meta={"kind": "paper"}),
         *sim_components(config, clock),
         CandleStorage(candles_dir, flush_every=max(config.storage.flush_every, 5_000)),
-        tracker,
+        report,
         *extra_components,
     ]
     async with Kernel(config, clock=clock, components=parts, mode="replay") as kernel:
@@ -108,17 +108,12 @@ async def run_paper(
                 on_progress(index)
     if on_progress is not None:
         on_progress(len(columns[0]))
-    chart = write_equity_chart(
-        run_dir / "equity.svg",
-        tracker.times_ms,
-        tracker.equity,
-        title=f"{config.strategy.name} on {symbol} {interval} (paper)",
-        baseline=config.sim.initial_balance,
-    )
+    statistics, files = report.write(run_dir, title=f"{config.strategy.name} on {symbol} {interval} (paper)")
     return PaperResult(
         run_dir=str(run_dir),
         stream=str(stream),
-        chart=str(chart),
+        chart=files.chart,
         candles=str(candles_dir),
-        summary=tracker.summary(),
+        summary=statistics,
+        report=files,
     )

@@ -123,3 +123,15 @@ def test_ccxt_trades_are_converted_or_refused() -> None:
         Bar(1_000, 10.5, 10.5, 10.5, 10.5, 2.0)
     ]
     assert candles.rejected == 1
+
+
+def test_the_newest_trade_time_counts_every_usable_trade_even_a_stale_or_duplicate_one() -> None:
+    candles = TradeCandles(MIN)
+    assert candles.newest_ms is None
+    candles.add(Trade(MIN + 5, 10.0, 1.0, "a"))
+    candles.add(Trade(MIN + 1, 10.0, 1.0, "b"))  # earlier: the newest stays
+    candles.add(None)  # unusable: no time to count
+    assert candles.newest_ms == MIN + 5
+    candles.add(Trade(2 * MIN + 7, 10.0, 1.0, "c"))  # closes the first minute
+    candles.add(Trade(MIN + 9, 10.0, 1.0, "d"))  # stale, yet it did arrive: the market reached it
+    assert (candles.newest_ms, candles.stale, candles.rejected) == (2 * MIN + 7, 1, 1)

@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import msgspec
+import polars as pl
 import pytest
 
 from twinstar import Config
@@ -54,11 +55,12 @@ async def test_a_paper_run_writes_stream_candles_and_chart(tmp_path: Path) -> No
     config = msgspec.structs.replace(Config(), strategy=msgspec.structs.replace(Config().strategy, name="atr_breakout"))
     candles = load_candles(bundled_candles_path()).frame.head(2_000)
     result = await run_paper(config, candles, tmp_path / "run")
-    assert Path(result.chart).read_text().startswith("<svg")
+    assert Path(result.chart).read_text().startswith("<!DOCTYPE html>")
     stored = sorted(Path(result.candles).rglob("*.parquet"))
     assert [p.name for p in stored][:2] == ["2017-07.parquet", "2017-08.parquet"]
     assert sum(1 for e in read_stream(result.stream) if isinstance(e, CandleClosed)) == 2_000
     assert result.summary.bars == 2_000
+    assert pl.read_parquet(result.report.trades_parquet).height == result.summary.trades > 0
 
 
 def _twinstar(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -74,7 +76,14 @@ def test_the_default_run_needs_no_arguments_and_prints_a_summary(tmp_path: Path)
         assert label in result.stdout
     assert "candles: 20,111/20,111 (100.0%)" in result.stderr
     [run_dir] = (tmp_path / "runs").iterdir()
-    assert {p.name for p in run_dir.iterdir()} == {"events.tws", "candles", "equity.svg"}
+    assert {p.name for p in run_dir.iterdir()} == {
+        "events.tws",
+        "candles",
+        "report.html",
+        "stats.json",
+        "trades.parquet",
+        "trades.csv",
+    }
     replayed = _twinstar("replay", str(run_dir / "events.tws"), cwd=tmp_path)
     assert replayed.returncode == 0, replayed.stderr
     assert "replayed 20111 input events" in replayed.stdout

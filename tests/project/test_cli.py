@@ -67,7 +67,15 @@ def test_replay_prints_a_summary(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "replayed 3 input events" in result.stdout
     assert "CandleClosed" in result.stdout
+    assert "buy & hold return" in result.stdout
     assert (tmp_path / "out.tws").stat().st_size > 0
+    assert {p.name for p in tmp_path.iterdir()} == {
+        "out.tws",
+        "stats.json",
+        "trades.parquet",
+        "trades.csv",
+        "report.html",
+    }
 
 
 def test_replay_of_a_non_stream_is_a_one_line_error(tmp_path: Path) -> None:

@@ -40,6 +40,7 @@ from twinstar.bus.events import (
     FeedDegraded,
     FeedDisconnected,
     FeedGapDetected,
+    FeedLagging,
     FeedStopped,
     PriceMoved,
 )
@@ -59,6 +60,7 @@ FeedEvent = (
     | CandleRejected
     | PriceMoved
     | FeedDegraded
+    | FeedLagging
 )
 
 
@@ -68,6 +70,8 @@ OVERDUE_GRACE_S: Final = 5.0
 # A candle published this long after its close is `late` (a live feed publishes within a few seconds).
 LATE_AFTER_MS: Final = round(OVERDUE_GRACE_S * 1000)
 _OVERDUE: Final = object()  # `_next_update`'s answer when a candle close is overdue
+# A trade feed whose newest trade trails the clock this much is behind the market (network and backlog).
+LAG_WARN_MS: Final = 1_000
 
 
 def _reason(exc: BaseException) -> str:
@@ -533,6 +537,13 @@ class TradeCandleFeed(_WatchedFeed):
     interval without trades are fetched from the venue's REST klines before the
     next trade-built candle is published. An interval the venue has no kline
     for either becomes `FeedGapDetected`; nothing is forward-filled.
+
+    Trades are read from ccxt.pro's store (50,000 kept per symbol), so a burst
+    is folded in one pass. More trades between two reads than the store keeps
+    is `FeedGapDetected` and a log line, and the candles they fall in come from
+    REST, as after a reconnect. `lag_ms` is how far the newest trade folded
+    trails the clock; from `LAG_WARN_MS` on the feed says it is behind, and
+    says again when it caught up.
     """
 
     def __init__(
@@ -553,7 +564,13 @@ class TradeCandleFeed(_WatchedFeed):
         options["tradesLimit"] = max(int(options.get("tradesLimit") or 0), 50_000)
         self.candles = TradeCandles(self._length_ms)
         self._complete_from_ms: int | None = None  # candles opening before this missed trades
-        self._last_read: dict[str, Any] | None = None  # newest trade taken from ccxt.pro's store (kept on reconnect)
+        self._store: Any = None  # the ccxt.pro trade store our cursor points into
+        self._last_read: dict[str, Any] | None = None  # newest trade taken from that store (kept on reconnect)
+        self._overran = False  # trades were lost between two reads: the store holds fewer than arrived
+        self.overruns = 0
+        self.lag_ms = 0  # how far the newest trade folded trails the clock (both in venue time)
+        self.lag_max_ms = 0
+        self._behind = False  # said that we trail by LAG_WARN_MS or more, not yet that we caught up
 
     def _unread(self) -> list[dict[str, Any]] | None:
         """The trades ccxt.pro stored since we last read, oldest first; None if it keeps no store.
@@ -561,40 +578,54 @@ class TradeCandleFeed(_WatchedFeed):
         ccxt.pro resolves `watch_trades` only on the next message, so trades that
         arrived while this feed was busy (publishing, backfilling) would wait for
         a later trade, or be lost to a close by time. Reading its store with our
-        own cursor sees them at once, and never twice.
+        own cursor sees them at once, and never twice. The scan walks back only
+        over what is new; a cursor no longer in the store means trades were lost.
         """
         stored = (getattr(self.exchange.ccxt, "trades", None) or {}).get(self.symbol)
         if stored is None:
             return None
+        cursor = self._last_read if stored is self._store else None  # a new store (resubscribed): all unread
+        self._store = stored
         fresh: list[dict[str, Any]] = []
-        for trade in reversed(stored):
-            if trade is self._last_read:
-                break
-            fresh.append(trade)
+        if cursor is None:
+            fresh.extend(stored)
         else:
-            if self._last_read is not None:  # our cursor fell out of the store: more trades came than it keeps
-                log.warning(
-                    "%s %s: more trades than ccxt.pro keeps arrived between two reads", self.symbol, self.interval
-                )
+            for trade in reversed(stored):
+                if trade is cursor:
+                    break
+                fresh.append(trade)
+            else:
+                self._overran = True  # more trades came than the store keeps: some were never read
+            fresh.reverse()
         if fresh:
-            self._last_read = fresh[0]
-        return fresh[::-1]
+            self._last_read = fresh[-1]
+        return fresh
 
     async def _watch(self) -> Any:
         waiting = self._unread()
         if waiting:
             return waiting
         current = self.candles.current
-        timeout_s = math.inf
+        wait_s = math.inf
         if current is not None:
             close_at_ms = current.open_time_ms + self._length_ms + round(self.settle_s * 1000)
-            timeout_s = max(0.0, (close_at_ms - self.clock.now_ms()) / 1000)
-        with anyio.move_on_after(timeout_s):
-            # Cancelling this wait loses nothing: ccxt.pro keeps the trades in its store.
-            update = await self.exchange.ccxt.watch_trades(self.symbol)
-            fresh = self._unread()
-            return update if fresh is None else fresh
-        return None
+            wait_s = max(0.0, (close_at_ms - self.clock.now_ms()) / 1000)
+        if wait_s >= self.settings.silence_s:  # the shared watchdog wakes us before the close is due
+            return await self._take()
+        # asyncio's timeout costs a third of an anyio scope, and this one is set up once per frame.
+        deadline = asyncio.timeout(wait_s)
+        try:
+            async with deadline:
+                return await self._take()  # cancelling this wait loses nothing: ccxt.pro keeps the trades
+        except TimeoutError:
+            if deadline.expired():
+                return None  # the open candle's close is due: `_absorb(None)` closes it by time
+            raise
+
+    async def _take(self) -> Any:
+        update = await self.exchange.ccxt.watch_trades(self.symbol)
+        fresh = self._unread()
+        return update if fresh is None else fresh
 
     def _reset(self) -> None:
         self.candles = TradeCandles(self._length_ms)
@@ -610,14 +641,18 @@ class TradeCandleFeed(_WatchedFeed):
             closed = self.candles.close_until(self.clock.now_ms() - round(self.settle_s * 1000))
             bars = [] if closed is None else [closed]
         else:
-            trades = [trade_from_ccxt(t) for t in update]
-            first = next((t for t in trades if t is not None), None)
-            if first is not None:
+            if self._overran:
+                await self._lost_trades(update)
+            if self._complete_from_ms is None:
+                first = next((t for t in map(trade_from_ccxt, update) if t is not None), None)
+                if first is not None:
+                    # The first interval seen after a (re)connect began before we subscribed.
+                    self._complete_from_ms = first.timestamp_ms - first.timestamp_ms % self._length_ms + self._length_ms
+            rejected = self.candles.rejected
+            bars = self.candles.add_ccxt(update)
+            if self.candles.rejected - rejected < len(update):
                 self._usable()
-            if self._complete_from_ms is None and first is not None:
-                # The first interval seen after a (re)connect began before we subscribed.
-                self._complete_from_ms = first.timestamp_ms - first.timestamp_ms % self._length_ms + self._length_ms
-            bars = [bar for bar in map(self.candles.add, trades) if bar is not None]
+                await self._measure_lag()
         for bar in bars:
             if self._complete_from_ms is None or bar.open_time_ms < self._complete_from_ms:
                 continue  # began before we subscribed: REST publishes it before the next one
@@ -625,13 +660,54 @@ class TradeCandleFeed(_WatchedFeed):
             if last is None or bar.open_time_ms > last + self._length_ms:
                 await self.rest.backfill_before(bar.open_time_ms)
             await self.rest.publish_closed([bar], closed_by_ms=bar.open_time_ms + self._length_ms)
-        await self._price_moved(self.candles.current)
+        if self._track_extremes:  # `current` builds a Bar: only where a synthetic stop needs it
+            await self._price_moved(self.candles.current)
         return False
+
+    async def _lost_trades(self, update: list[dict[str, Any]]) -> None:
+        """Trades fell out of ccxt.pro's store unread: the candles they belong to come from REST instead."""
+        self._overran = False
+        self.overruns += 1
+        newest, current = self.candles.newest_ms, self.candles.current
+        oldest_kept = next((t for t in map(trade_from_ccxt, update) if t is not None), None)
+        log.warning(
+            "%s %s %s: more trades arrived between two reads than ccxt.pro keeps (tradesLimit %s); "
+            "the candles they fall in are fetched over REST",
+            self.exchange.name,
+            self.symbol,
+            self.interval,
+            self.exchange.ccxt.options.get("tradesLimit"),
+        )
+        if newest is not None and oldest_kept is not None:
+            length = self._length_ms
+            # The lost trades came after the newest one folded: from its candle if still open, else the next.
+            from_ms = current.open_time_ms if current is not None else newest - newest % length + length
+            to_ms = oldest_kept.timestamp_ms - oldest_kept.timestamp_ms % length
+            await self.rest._emit(FeedGapDetected, from_ms=from_ms, to_ms=max(from_ms, to_ms))
+        self._reset()  # as after a reconnect: the open candle and the next one are REST's to publish
+
+    async def _measure_lag(self) -> None:
+        """Say (`FeedLagging`) when the newest trade folded trails the clock by `LAG_WARN_MS`, and when it caught up."""
+        newest = self.candles.newest_ms
+        if newest is None:
+            return
+        self.lag_ms = lag = max(0, self.clock.now_ms() - newest)
+        self.lag_max_ms = max(self.lag_max_ms, lag)
+        if not self._behind and lag >= LAG_WARN_MS:
+            self._behind = True
+            log.warning(
+                "%s %s %s: trades folded %d ms behind the market", self.exchange.name, self.symbol, self.interval, lag
+            )
+            await self.rest._emit(FeedLagging, lag_ms=lag, behind=True)
+        elif self._behind and lag < LAG_WARN_MS // 2:
+            self._behind = False
+            log.info("%s %s %s: trades caught up (%d ms behind)", self.exchange.name, self.symbol, self.interval, lag)
+            await self.rest._emit(FeedLagging, lag_ms=lag, behind=False)
 
     def __repr__(self) -> str:
         return (
             f"TradeCandleFeed({self.exchange.name} {self.symbol} {self.interval}, frames={self.frames}, "
-            f"candles={self.candles!r})"
+            f"lag_ms={self.lag_ms}, overruns={self.overruns}, candles={self.candles!r})"
         )
 
 

@@ -18,12 +18,15 @@ is closed:
 - A trade for an interval that is already closed is stale: a published candle is
   never amended, so it is counted in `stale` and dropped.
 - A trade without a usable time, price or amount is counted in `rejected`.
+
+`newest_ms` is the latest time of any usable trade seen, so a feed can tell
+how far it trails the market.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import msgspec
@@ -95,6 +98,7 @@ class TradeCandles:
         self.duplicates = 0
         self.stale = 0
         self.rejected = 0
+        self.newest_ms: int | None = None  # latest timestamp of a usable trade (accepted or not)
 
     @property
     def current(self) -> Bar | None:
@@ -106,6 +110,8 @@ class TradeCandles:
         if trade is None:
             self.rejected += 1
             return None
+        if self.newest_ms is None or trade.timestamp_ms > self.newest_ms:
+            self.newest_ms = trade.timestamp_ms
         start = trade.timestamp_ms - trade.timestamp_ms % self.length_ms
         if self._closed_until_ms is not None and start < self._closed_until_ms:
             self.stale += 1
@@ -126,10 +132,15 @@ class TradeCandles:
         self.accepted += 1
         return closed
 
-    def add_ccxt(self, trades: list[Mapping[str, Any]]) -> list[Bar]:
+    def add_ccxt(self, trades: Iterable[Mapping[str, Any]]) -> list[Bar]:
         """Take a batch of ccxt unified trades in arrival order; return the candles they closed."""
-        closed = (self.add(trade_from_ccxt(t)) for t in trades)
-        return [bar for bar in closed if bar is not None]
+        closed: list[Bar] = []
+        add = self.add  # one pass, no intermediate list: a burst is tens of thousands of trades
+        for raw in trades:
+            bar = add(trade_from_ccxt(raw))
+            if bar is not None:
+                closed.append(bar)
+        return closed
 
     def close_until(self, now_ms: int) -> Bar | None:
         """Close the open candle if its interval ended at or before `now_ms`; return it."""

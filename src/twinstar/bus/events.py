@@ -101,6 +101,16 @@ class FeedDegraded(Event, frozen=True, kw_only=True, tag="feed_degraded"):
     reason: str
 
 
+class FeedLagging(Event, frozen=True, kw_only=True, tag="feed_lagging"):
+    """A trade-built feed trails the market by `lag_ms` (`behind`), or caught up again (`behind` False)."""
+
+    exchange: str
+    symbol: str
+    interval: str
+    lag_ms: int
+    behind: bool = True
+
+
 class FeedGapDetected(Event, frozen=True, kw_only=True, tag="feed_gap_detected"):
     """Candles between `from_ms` and `to_ms` (open times) are missing."""
 
@@ -329,6 +339,7 @@ AnyEvent: TypeAlias = (
     | FeedDisconnected
     | FeedStopped
     | FeedDegraded
+    | FeedLagging
     | FeedGapDetected
     | FeedBackfilled
     | CandleRejected
@@ -360,6 +371,7 @@ INPUT_EVENT_TYPES: Final[tuple[type[Event], ...]] = (
     FeedDisconnected,
     FeedStopped,
     FeedDegraded,
+    FeedLagging,
     FeedGapDetected,
     FeedBackfilled,
 )

@@ -60,7 +60,9 @@ def build_trading(config: Config, clock: Clock, venues: Sequence[VenueTrading]) 
                 on_feed_stopped=config.feed.on_stopped,
             )
         )
-        executions.append(ExecutionHandler(exchange, own_clock, config.execution, config.risk, journal=journal))
+        executions.append(
+            ExecutionHandler(exchange, own_clock, config.execution, config.risk, journal=journal, symbols=venue.symbols)
+        )
     strategy = StrategyHandler(
         config.strategy.name, dict(config.strategy.params), clock, trade_late_candles=config.feed.trade_late_candles
     )

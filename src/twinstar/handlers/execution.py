@@ -37,6 +37,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
+from collections.abc import Awaitable, Sequence
 from typing import Final, Literal
 
 import msgspec
@@ -99,12 +100,14 @@ class ExecutionHandler:
         risk: RiskConfig,
         *,
         journal: Journal | None = None,
+        symbols: Sequence[str] = (),
     ) -> None:
         self.exchange = exchange
         self.clock = clock
         self.execution = execution
         self.risk = risk
         self.journal = journal if journal is not None else Journal()
+        self.symbols = tuple(symbols)
         self._bus: Bus | None = None
         self.orders_sent = 0
         self.position_reads = 0
@@ -114,10 +117,19 @@ class ExecutionHandler:
         """Subscribe to signals, and to what can change a position behind our back."""
         self._bus = bus
         name = f"ExecutionHandler[{self.exchange.name}]"
-        bus.subscribe(SignalFired, self.handle, name=name)
+        if self.symbols:
+            # One mailbox per symbol: a backoff or a lookup for one symbol never holds another's orders
+            # (live, each mailbox has its own task), while one symbol's orders stay strictly in order.
+            for symbol in self.symbols:
+                bus.subscribe(SignalFired, functools.partial(self._for_symbol, symbol), name=f"{name}[{symbol}]")
+        else:
+            bus.subscribe(SignalFired, self.handle, name=name)
         bus.subscribe(PositionClosed, self.on_position_closed, name=f"{name}.on_position_closed")
         bus.subscribe(PositionReconciled, self.forget_position, name=f"{name}.forget_position")
         bus.subscribe(EmergencyExit, self.forget_position, name=f"{name}.forget_position")
+
+    def _for_symbol(self, symbol: str, signal: SignalFired) -> Awaitable[None] | None:
+        return self.handle(signal) if signal.symbol == symbol and signal.exchange == self.exchange.name else None
 
     def on_position_closed(self, event: PositionClosed) -> None:
         """A close we did not order (stop, emergency exit): our view is out of date."""

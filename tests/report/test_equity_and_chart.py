@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import math
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -8,24 +7,22 @@ import pytest
 
 from tests.kernel.helpers import candle
 from twinstar.bus.events import PositionClosed, PositionOpened
-from twinstar.chart import write_equity_chart
 from twinstar.intervals import interval_from_ms, interval_ms
-from twinstar.performance import PerformanceTracker, Summary
-
-pytestmark = pytest.mark.anyio
+from twinstar.report.chart import write_equity_chart
+from twinstar.report.equity import EquityCurve
 
 
 def _opened(qty: float, price: float) -> PositionOpened:
     return PositionOpened(ts_ns=0, exchange="sim", symbol="BTC/USD", side="long", qty=qty, entry_price=price, fee=1.0)
 
 
-def _closed(pnl: float, fees: float) -> PositionClosed:
+def _closed(qty: float, pnl: float, fees: float) -> PositionClosed:
     return PositionClosed(
         ts_ns=0,
         exchange="sim",
         symbol="BTC/USD",
         side="long",
-        qty=1,
+        qty=qty,
         entry_price=100,
         exit_price=100 + pnl,
         pnl=pnl,
@@ -34,40 +31,32 @@ def _closed(pnl: float, fees: float) -> PositionClosed:
     )
 
 
-async def test_equity_is_marked_to_market_and_trades_are_booked() -> None:
-    tracker = PerformanceTracker(1000.0, "1m")
-    tracker.on_candle(candle(0, 100.0))
-    tracker.on_opened(_opened(2.0, 100.0))
-    tracker.on_candle(candle(1, 110.0))  # +20 unrealised, -1 entry fee
-    tracker.on_closed(_closed(17.0, 2.0))
-    tracker.on_candle(candle(2, 90.0))  # flat again: only realised counts
-    tracker.on_opened(_opened(1.0, 90.0))
-    tracker.on_closed(_closed(-12.0, 2.0))
-    tracker.on_candle(candle(3, 80.0))
-    assert tracker.equity == [1000.0, 1019.0, 1017.0, 1005.0]
-    summary = tracker.summary()
-    returns = [1019 / 1000 - 1, 1017 / 1019 - 1, 1005 / 1017 - 1]
-    mean = sum(returns) / 3
-    std = math.sqrt(sum((r - mean) ** 2 for r in returns) / 2)
-    assert summary == Summary(
-        bars=4,
-        trades=2,
-        wins=1,
-        win_rate_pct=50.0,
-        gross_pnl=9.0,
-        fees=4.0,
-        net_pnl=5.0,
-        initial_equity=1000.0,
-        final_equity=1005.0,
-        return_pct=pytest.approx(0.5),  # type: ignore[arg-type]
-        max_drawdown_pct=pytest.approx(100 * 14 / 1019),  # type: ignore[arg-type]
-        sharpe=pytest.approx(mean / std * math.sqrt(365 * 1440)),  # type: ignore[arg-type]
-    )
+def test_equity_is_marked_to_market_and_trades_are_booked() -> None:
+    curve = EquityCurve(1000.0)
+    curve.on_candle(candle(0, 100.0))
+    curve.on_opened(_opened(2.0, 100.0))
+    curve.on_candle(candle(1, 110.0))  # +20 unrealised, -1 entry fee
+    curve.on_closed(_closed(2.0, 17.0, 2.0))
+    curve.on_candle(candle(2, 90.0))  # flat again: only realised counts
+    curve.on_opened(_opened(1.0, 90.0))
+    curve.on_closed(_closed(1.0, -12.0, 2.0))
+    curve.on_candle(candle(3, 80.0))
+    assert curve.equity == [1000.0, 1019.0, 1017.0, 1005.0]
+    assert curve.frame().select("time_ms", "equity", "close").rows() == [
+        (0, 1000.0, 100.0),
+        (60_000, 1019.0, 110.0),
+        (120_000, 1017.0, 90.0),
+        (180_000, 1005.0, 80.0),
+    ]
+    assert repr(curve) == "EquityCurve(bars=4, open=[], realised=5.00)"
 
 
-def test_an_empty_run_has_a_neutral_summary() -> None:
-    summary = PerformanceTracker(500.0, "1h").summary()
-    assert (summary.trades, summary.final_equity, summary.sharpe, summary.max_drawdown_pct) == (0, 500.0, 0.0, 0.0)
+def test_a_partial_close_keeps_the_rest_marked_with_its_share_of_the_entry_fee() -> None:
+    curve = EquityCurve(1000.0)
+    curve.on_opened(_opened(2.0, 100.0))
+    curve.on_closed(_closed(1.0, 9.5, 1.0))  # half of the 1.0 entry fee went with it
+    curve.on_candle(candle(0, 110.0))
+    assert curve.equity == [1000.0 + 9.5 + 10.0 - 0.5]
 
 
 def test_intervals_parse_and_print() -> None:
