@@ -262,10 +262,21 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
         self._validate_venues()
         if self.kernel.mailbox_size < 1:
             raise ConfigError("kernel.mailbox_size must be at least 1")
-        if not 0 < self.risk.position_fraction <= 10:
-            raise ConfigError("risk.position_fraction must be in (0, 10]")
-        if self.risk.stop_loss_pct <= 0:
-            raise ConfigError("risk.stop_loss_pct must be positive: every position has a stop")
+        if not 0 < self.risk.position_fraction <= 1:
+            # A share of the free balance: more would need leverage, which the kernel does not set (yet).
+            raise ConfigError(f"risk.position_fraction must be in (0, 1], not {self.risk.position_fraction:g}")
+        risk = self.risk
+        if not 0 < risk.stop_loss_pct < 100:
+            raise ConfigError("risk.stop_loss_pct must be in (0, 100): every position has a stop, above zero")
+        if risk.order_qty < 0 or risk.trail_step_pct < 0:
+            raise ConfigError("risk.order_qty and risk.trail_step_pct must be 0 or more")
+        if risk.reconcile_every < 1:
+            raise ConfigError("risk.reconcile_every must be at least 1 (candles between position checks)")
+        waits = [*risk.sl_retry_backoff_s, *self.execution.rate_limit_backoff_s, *self.execution.network_backoff_s]
+        if any(wait < 0 for wait in waits):
+            raise ConfigError("risk.sl_retry_backoff_s and the execution backoffs must hold waits of 0 s or more")
+        if not 0 <= self.execution.partial_fill_warn_ratio <= 1:
+            raise ConfigError("execution.partial_fill_warn_ratio must be in [0, 1]")
         if self.risk.reconcile_interval_s <= 0:
             raise ConfigError("risk.reconcile_interval_s must be positive")
         if not self.risk.emergency_retry_s or min(self.risk.emergency_retry_s) <= 0:

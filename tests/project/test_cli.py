@@ -42,7 +42,7 @@ def test_bad_arguments_get_one_line_and_exit_code_2(args: list[str]) -> None:
     [
         ("symbols = [", "not valid TOML"),
         ("api_key = 'secret'", "Object contains unknown field `api_key`"),
-        ("[risk]\nstop_loss_pct = -1", "stop_loss_pct must be positive"),
+        ("[risk]\nstop_loss_pct = -1", "stop_loss_pct must be in (0, 100)"),
         ("interval = 5", "Expected `str`, got `int`"),
     ],
 )
