@@ -186,7 +186,7 @@ class BybitVenue(Loopback):
             params = json.loads(body or "{}")
         frames: list[tuple[str, dict[str, Any]]] = []
         try:
-            result = route(params, frames)
+            result = self.at_one_instant(lambda: route(params, frames))
         except RejectedError as rejected:
             return _json(self._error(rejected.code, rejected.message))
         await self._push(frames)  # the private stream sees a fill as it happens, before the REST reply leaves

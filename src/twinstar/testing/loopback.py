@@ -12,7 +12,7 @@ import asyncio
 import ssl
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -116,6 +116,9 @@ def on_grid(value: Decimal, step: Decimal) -> bool:
     return step == 0 or value % step == 0
 
 
+R = TypeVar("R")
+
+
 @dataclass
 class Loopback:
     """State and plumbing shared by the loopback venues (subclasses add the protocol)."""
@@ -130,10 +133,21 @@ class Loopback:
     offset_ms: int = 0  # the venue's clock minus ours (a test may skew it either way)
     streams: dict[int, Stream] = field(default_factory=dict)  # id(ws) -> what that socket receives
     held: int = 0  # requests a scripted Failure is holding back right now (a test waits for 0)
+    _instant_ms: int | None = None  # set while one request is carried out: everything it does shares one time
 
     def now_ms(self) -> int:
-        """The venue's clock in milliseconds."""
+        """The venue's clock in milliseconds (one instant for all a request does, as a matching engine stamps it)."""
+        if self._instant_ms is not None:
+            return self._instant_ms
         return int(time.time() * 1000) + self.offset_ms
+
+    def at_one_instant(self, carry_out: Callable[[], R]) -> R:
+        """Run `carry_out` (synchronous: nothing interleaves) with the venue's clock held at one instant."""
+        self._instant_ms = self.now_ms()
+        try:
+            return carry_out()
+        finally:
+            self._instant_ms = None
 
     def client_session(self) -> Any:
         """A session that resolves this venue's TLS host names to it, and nothing else."""

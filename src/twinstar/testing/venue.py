@@ -268,7 +268,7 @@ class Venue(Loopback):
             if route is None:
                 return web.Response(text=NOT_FOUND_PAGE, status=404, content_type="text/html")
             self._signed(request, body, params)
-            payload = route(params, frames)
+            payload = self.at_one_instant(lambda: route(params, frames))
         except RefusalError as refused:
             return web.json_response({"code": refused.code, "msg": refused.msg}, status=refused.status)
         await self._push(frames)  # the stream sees a fill as it happens, before the REST reply leaves
