@@ -1,13 +1,26 @@
-"""Developer sessions: `nox -s tests`, `nox -s lint`, `nox -s typecheck`, `nox -s bench`, `nox -s chaos`."""
+"""Developer sessions: `nox -s tests`, `lint`, `typecheck`, `bench`, `chaos`, `soak`, `report`."""
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from pathlib import Path
 
 import nox
 
 nox.options.sessions = ["tests", "lint", "typecheck"]
 nox.options.default_venv_backend = "venv"
+# Headless and quiet: no sandbox (root in CI), and none of Chromium's calls home (the network is closed).
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+)
 
 
 @nox.session
@@ -47,3 +60,36 @@ def chaos(session: nox.Session) -> None:
     session.install("-e", ".")
     args = session.posargs or ["--kills", "200", "--timeouts", "1000"]
     session.run("python", "bench/chaos.py", *args)
+
+
+@nox.session
+def soak(session: nox.Session) -> None:
+    """A compressed day: 50 symbols on both loopback venues, 120 drops, silences and restarts (about 12 min)."""
+    session.install("-e", ".")
+    session.run("python", "bench/soak.py", *session.posargs)
+
+
+@nox.session
+def report(session: nox.Session) -> None:
+    """A paper run's HTML report opened in headless Chromium (Debian's `chromium`), screenshots in reports/."""
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        session.error("needs Debian's Chromium: apt-get install chromium")
+    session.install("-e", ".[report]")
+    out = Path("reports").resolve()
+    shutil.rmtree(out, ignore_errors=True)
+    session.run("python", "-m", "twinstar", "run", "--out", str(out / "run"))
+    page = (out / "run" / "report.html").as_uri()
+    with tempfile.TemporaryDirectory() as profile:
+        for name, size in (("desktop", "1600,1200"), ("phone", "412,915")):
+            session.run(
+                chromium,
+                *CHROMIUM_FLAGS,
+                f"--user-data-dir={profile}",
+                f"--window-size={size}",
+                "--virtual-time-budget=10000",  # let plotly draw before the shot
+                f"--screenshot={out / f'report-{name}.png'}",
+                page,
+                external=True,
+            )
+    session.log(f"screenshots in {out}")

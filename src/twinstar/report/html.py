@@ -112,7 +112,7 @@ def figure(curve: pl.DataFrame, trades: pl.DataFrame, stops: pl.DataFrame, *, ti
             "x": trades["exit_time"].dt.epoch("ms").to_list(),
             "y": trades["exit_price"].to_list(),
             "text": hover.to_list(),
-            "marker": {"symbol": "x", "size": 8, "color": "#111827"},
+            "marker": {"symbol": "x-thin-open", "size": 7, "color": "#111827", "opacity": 0.6},  # many: keep them light
         },
         {
             "type": "scatter",
