@@ -7,6 +7,7 @@ handlers, no loop policy and no logging configuration; the CLI does that.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from types import TracebackType
@@ -39,6 +40,21 @@ class Component(Protocol):
     def attach(self, bus: Bus) -> None:
         """Subscribe this component's handlers to `bus`."""
         ...
+
+
+async def _loud(run: Callable[[], Coroutine[Any, Any, None]], name: str) -> None:
+    """Run a component's `run`; a cancellation that is not the kernel's becomes an error, never silence.
+
+    A bare CancelledError leaking out of a library (a shared client cancelling
+    its futures) would otherwise end every component's task without a word.
+    """
+    try:
+        await run()
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is None or task.cancelling() > 0:
+            raise
+        raise RuntimeError(f"{name}.run was ended by a cancellation that was not the kernel's") from None
 
 
 class Kernel:
@@ -135,7 +151,7 @@ class Kernel:
             with self._runs:
                 async with anyio.create_task_group() as runs_group:
                     for run, name in runs:
-                        runs_group.start_soon(run, name=f"twinstar:{name}")
+                        runs_group.start_soon(_loud, run, name, name=f"twinstar:{name}")
                     task_status.started()
         finally:
             self._runs_done.set()

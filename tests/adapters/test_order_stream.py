@@ -165,3 +165,21 @@ async def test_an_adopted_position_stopped_out_on_the_exchange_is_booked_from_th
         await exchange.close()
     assert [(c.reason, c.exit_price) for c in tap.of(PositionClosed)] == [("stop_loss", 29_300.0)]  # type: ignore[attr-defined]
     assert v.positions["BTCUSDT"] == 0
+
+
+async def test_futures_cancelled_by_a_closed_shared_client_are_a_reconnect_not_the_end_of_the_stream() -> None:
+    async with venue() as v:
+        config = _config(v)
+        clock = LiveClock()
+        exchange = make_exchange(config.exchange, clock)
+        assert isinstance(exchange, CcxtExchange)
+        stream = OrderStream(exchange, config.symbols, clock, backoff_s=(0.1,))
+        tap = Tap()
+        async with Kernel(config, clock=clock, components=[tap, stream]):
+            assert await _until(lambda: any(s.private for s in v.streams.values()))
+            for client in exchange.ccxt.clients.values():  # what ccxt.pro does to a client somebody closes
+                for future in list(client.futures.values()):
+                    future.cancel()
+            assert await _until(lambda: bool(tap.of(FeedConnected)))  # back, and the kernel lives
+        await exchange.close()
+    assert [(e.interval, e.reason) for e in tap.of(FeedDisconnected)] == [("orders", "CancelledError: ")]  # type: ignore[attr-defined]

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import math
 import time
@@ -227,8 +228,10 @@ class PollingCandleFeed:
             try:
                 await self.poll_once()
             except (Exception, asyncio.CancelledError) as exc:  # this feed's trouble, never the kernel's
-                if cancelled_from_outside(exc) or self._stopped:
-                    raise
+                if cancelled_from_outside(exc):
+                    raise  # our own shutdown
+                if self._stopped:
+                    return
                 connected = False
                 reason = _reason(exc)
                 wait = backoff.failed()
@@ -366,8 +369,10 @@ class _WatchedFeed:
                 if update is not None:
                     await self._say_if_unusable()
             except (Exception, asyncio.CancelledError) as exc:
-                if cancelled_from_outside(exc) or self._stopped:
-                    raise
+                if cancelled_from_outside(exc):
+                    raise  # our own shutdown
+                if self._stopped:
+                    return
                 need_backfill = True
                 self._reset()
                 reason = self.exchange.scrub(_reason(exc))
@@ -403,7 +408,10 @@ class _WatchedFeed:
         await self.rest.poll_once()
         if self.rest.published > before:
             log.warning("%s %s: the stream missed a candle; REST had it", self.exchange.name, self.symbol)
-            await self._unwatch()  # the subscription may be stuck although the socket lives: renew it
+            # The subscription may be stuck although the socket lives: renew it. Bounded: a venue that never
+            # acknowledges the unsubscribe must not hold this feed (REST has it covered meanwhile).
+            with anyio.move_on_after(min(self.settings.silence_s, 5.0)):
+                await self._unwatch()
 
     async def _say_if_unusable(self) -> None:
         if self._said_unusable or time.monotonic() - self._usable_at < self.settings.unusable_s:
@@ -413,22 +421,37 @@ class _WatchedFeed:
         log.error("%s %s %s: %s", self.exchange.name, self.symbol, self.interval, reason)
         await self.rest._emit(FeedDegraded, reason=reason)
 
-    def _socket_alive(self) -> bool:
-        """Whether any socket of the venue's client received something within `silence_s`."""
+    def _own_sockets(self) -> dict[str, Any]:
+        """The venue's ccxt.pro clients that carry this feed's subscription (by url).
+
+        ccxt.pro keys a client's futures and subscriptions by message hashes
+        that name the unified symbol (`ohlcv::BTC/USDT:USDT::1m`, `trades::...`);
+        the account's private socket names none, so it is never taken for ours.
+        """
         clients: dict[str, Any] = getattr(self.exchange.ccxt, "clients", None) or {}
+        own = {}
+        for url, client in clients.items():
+            keys = [*(getattr(client, "subscriptions", None) or {}), *(getattr(client, "futures", None) or {})]
+            if any(self.symbol in str(key) for key in keys):
+                own[url] = client
+        return own
+
+    def _socket_alive(self) -> bool:
+        """Whether a socket carrying this feed received anything within `silence_s` (pongs and siblings count)."""
         horizon_ms = time.time() * 1000 - self.settings.silence_s * 1000
-        return any((getattr(c, "last_message_at", None) or 0) >= horizon_ms for c in clients.values())
+        return any((getattr(c, "last_message_at", None) or 0) > horizon_ms for c in self._own_sockets().values())
 
     async def _close_dead_sockets(self) -> None:
-        """Close the venue's sockets that received nothing within `silence_s` (a half-open socket).
+        """Close this feed's sockets that received nothing within `silence_s` (a half-open socket).
 
-        Only dead ones: the client is shared with the venue's other feeds, whose
-        live subscriptions must not be torn down by this feed's trouble.
+        Only this feed's, and only dead ones: a client is shared with the venue's
+        other feeds (and its private stream has its own), whose live
+        subscriptions must not be torn down by this feed's trouble.
         """
         clients: dict[str, Any] = getattr(self.exchange.ccxt, "clients", None) or {}
         horizon_ms = time.time() * 1000 - self.settings.silence_s * 1000
-        for url, client in list(clients.items()):
-            if (getattr(client, "last_message_at", None) or 0) < horizon_ms:
+        for url, client in self._own_sockets().items():
+            if (getattr(client, "last_message_at", None) or 0) <= horizon_ms:
                 clients.pop(url, None)
                 with contextlib.suppress(Exception):  # a socket that is already dead may fail to close
                     await client.close()
@@ -499,6 +522,8 @@ class StreamCandleFeed(_WatchedFeed):
                 await self.exchange.ccxt.un_watch_ohlcv(self.symbol, self.interval)
 
     async def _absorb(self, update: Any) -> bool:
+        if update is None:  # a quiet wake-up: nothing arrived, nothing to publish
+            return False
         # ccxt.pro hands over only what changed since the last call: track the open candle here.
         closed: list[Bar] = []
         bars = [bar_from_row(row) for row in update] if isinstance(update, list) else [None]
@@ -515,8 +540,9 @@ class StreamCandleFeed(_WatchedFeed):
                 closed.append(current)  # a newer candle began: this one is final
                 self._current = bar
         last = self.rest._last_open_ms
-        if closed and last is not None and closed[0].open_time_ms > last + self._length_ms:
-            return True  # the stream skipped candles: REST fills them in, in order
+        opens = [c.open_time_ms for c in closed]
+        if last is not None and any(b - a > self._length_ms for a, b in itertools.pairwise([last, *opens])):
+            return True  # the stream skipped candles (before or between these): REST fills them in, in order
         await self.rest.publish_closed([await self._final(candle) for candle in closed])
         await self._price_moved(self._current)
         return False

@@ -13,12 +13,14 @@ handler's "reconcile after a reconnect" and the live log apply unchanged.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import Any, Final
 
 import anyio
 
 from twinstar.adapters.ccxt_base import CcxtExchange
+from twinstar.adapters.supervision import cancelled_from_outside
 from twinstar.bus.bus import Bus
 from twinstar.bus.events import FeedConnected, FeedDisconnected, OrderUpdated
 from twinstar.clock import Clock
@@ -68,9 +70,11 @@ class OrderStream:
                     await self._publish(FeedConnected)
                 else:
                     updates = await self.exchange.ccxt.watch_orders()
-            except Exception as exc:  # a dropped socket, an expired login: the same remedy
+            except (Exception, asyncio.CancelledError) as exc:  # a dropped socket, an expired login, a closed client
+                if cancelled_from_outside(exc):
+                    raise  # our own shutdown
                 if self._stopped:
-                    break
+                    return
                 attempt += 1
                 reason = self.exchange.scrub(f"{type(exc).__name__}: {exc}")[:200]
                 wait = self.backoff_s[min(attempt, len(self.backoff_s)) - 1]
