@@ -63,6 +63,7 @@ async def main(candles: int) -> None:
                 for i in range(1, candles + 1):
                     # Replayed history: put our clock just after the close of the candle this frame ends.
                     clock.set_offset_ms(clock.offset_ms + (start + i * MIN + 500 - clock.now_ms()))
+                    v.offset_ms = round(clock.offset_ms)  # the venue keeps the same time, or it refuses our stamps
                     before = len(v.order_arrivals_ns)
                     pushed = time.perf_counter_ns()
                     await v.push_kline("BTCUSDT", "1m", start + i * MIN, MIN, 30_000.0 + i)
