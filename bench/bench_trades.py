@@ -38,7 +38,7 @@ import uvloop
 sys.path.insert(0, str(Path(__file__).parents[1]))
 
 from twinstar.adapters.binance import BinanceUsdm
-from twinstar.adapters.feed import LAG_WARN_MS, TradeCandleFeed
+from twinstar.adapters.feeds import LAG_WARN_MS, TradeCandleFeed
 from twinstar.adapters.trade_candles import trade_from_ccxt
 from twinstar.clock import LiveClock
 from twinstar.config import ExchangeConfig

@@ -13,7 +13,7 @@ from pathlib import Path
 from twinstar.adapters import make_exchange
 from twinstar.adapters.base import Exchange
 from twinstar.adapters.ccxt_base import CcxtExchange
-from twinstar.adapters.feed import choose_feed
+from twinstar.adapters.feeds import choose_feed
 from twinstar.adapters.order_stream import OrderStream, streams_orders
 from twinstar.bus.bus import Bus
 from twinstar.bus.record import Recorder

@@ -11,7 +11,7 @@ from tests.adapters.test_bybit_wire import bybit_config
 from tests.adapters.test_stream_feed import _until
 from tests.pipeline.harness import Tap
 from twinstar.adapters.bybit import Bybit
-from twinstar.adapters.feed import StreamCandleFeed
+from twinstar.adapters.feeds import StreamCandleFeed
 from twinstar.bus.bus import Bus
 from twinstar.bus.events import (
     CandleClosed,

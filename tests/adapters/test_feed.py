@@ -6,7 +6,7 @@ import pytest
 
 from tests.pipeline.harness import Tap
 from twinstar.adapters.base import Bar
-from twinstar.adapters.feed import PollingCandleFeed, bar_problem
+from twinstar.adapters.feeds import PollingCandleFeed, bar_problem
 from twinstar.adapters.sim import SimExchange
 from twinstar.bus.bus import Bus
 from twinstar.bus.events import (

@@ -22,9 +22,9 @@ import pytest
 from tests.adapters.test_adapters_wire import _config
 from tests.adapters.test_trade_feed import _push, _trade
 from tests.pipeline.harness import Tap
-from twinstar.adapters import feed as feed_module
 from twinstar.adapters.binance import BinanceUsdm
-from twinstar.adapters.feed import StreamCandleFeed, TradeCandleFeed
+from twinstar.adapters.feeds import StreamCandleFeed, TradeCandleFeed
+from twinstar.adapters.feeds import watched as feed_module
 from twinstar.bus.events import (
     CandleClosed,
     CandleRejected,

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from tests.pipeline.harness import Tap
 from twinstar.adapters.base import Bar, ExchangeError, bar_from_row
-from twinstar.adapters.feed import PollingCandleFeed, StreamCandleFeed, TradeCandleFeed, bar_problem
+from twinstar.adapters.feeds import PollingCandleFeed, StreamCandleFeed, TradeCandleFeed, bar_problem
 from twinstar.adapters.sim import SimExchange
 from twinstar.bus.bus import Bus
 from twinstar.bus.events import CandleClosed

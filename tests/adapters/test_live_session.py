@@ -16,7 +16,7 @@ import pytest
 
 from tests.pipeline.harness import Tap
 from twinstar import Config, Kernel
-from twinstar.adapters.feed import PollingCandleFeed
+from twinstar.adapters.feeds import PollingCandleFeed
 from twinstar.bus.events import ClockSynced, HandlerFailed, OrderFailed, OrderPlaced, PositionOpened, SLUpdated
 from twinstar.bus.record import read_stream
 from twinstar.clock import LiveClock

@@ -26,7 +26,7 @@ import pytest
 import twinstar.testing
 from twinstar.adapters import lighter
 from twinstar.adapters.base import Bar
-from twinstar.adapters.feed import bar_problem
+from twinstar.adapters.feeds import bar_problem
 from twinstar.adapters.trade_candles import TradeCandles
 
 DATA = Path(__file__).parent / "data"

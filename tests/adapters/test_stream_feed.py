@@ -11,7 +11,7 @@ import pytest
 from tests.adapters.test_adapters_wire import _config
 from tests.pipeline.harness import Tap
 from twinstar.adapters.binance import BinanceUsdm
-from twinstar.adapters.feed import StreamCandleFeed
+from twinstar.adapters.feeds import StreamCandleFeed
 from twinstar.bus.events import CandleClosed, FeedConnected, FeedDisconnected
 from twinstar.clock import LiveClock
 from twinstar.config import FeedConfig

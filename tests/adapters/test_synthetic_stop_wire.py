@@ -20,7 +20,7 @@ from tests.adapters.test_trade_feed import MIN, _push, _trade, _until
 from tests.pipeline.harness import Tap
 from twinstar import Kernel
 from twinstar.adapters.binance import BinanceUsdm
-from twinstar.adapters.feed import TradeCandleFeed
+from twinstar.adapters.feeds import TradeCandleFeed
 from twinstar.bus.events import CandleClosed, PositionClosed, PositionReconciled, PriceMoved
 from twinstar.clock import LiveClock
 from twinstar.config import RiskConfig

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from twinstar.adapters.base import Bar
-from twinstar.adapters.feed import bar_problem
+from twinstar.adapters.feeds import bar_problem
 from twinstar.adapters.trade_candles import Trade, TradeCandles, trade_from_ccxt
 
 MIN = 60_000

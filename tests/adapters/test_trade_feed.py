@@ -22,7 +22,7 @@ from tests.adapters.test_adapters_wire import _config
 from tests.pipeline.harness import Tap
 from twinstar.adapters import make_exchange
 from twinstar.adapters.binance import BinanceUsdm
-from twinstar.adapters.feed import PollingCandleFeed, StreamCandleFeed, TradeCandleFeed, choose_feed
+from twinstar.adapters.feeds import PollingCandleFeed, StreamCandleFeed, TradeCandleFeed, choose_feed
 from twinstar.adapters.sim import SimExchange
 from twinstar.bus.events import CandleClosed, FeedBackfilled, FeedConnected, FeedGapDetected
 from twinstar.clock import LiveClock

@@ -18,7 +18,7 @@ from tests.adapters.test_adapters_wire import _config
 from tests.adapters.test_trade_feed import MIN, _trade, _until
 from tests.pipeline.harness import Tap
 from twinstar.adapters.binance import BinanceUsdm
-from twinstar.adapters.feed import LAG_WARN_MS, TradeCandleFeed
+from twinstar.adapters.feeds import LAG_WARN_MS, TradeCandleFeed
 from twinstar.bus.events import CandleClosed, FeedGapDetected, FeedLagging
 from twinstar.clock import LiveClock
 from twinstar.kernel import Kernel

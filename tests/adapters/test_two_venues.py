@@ -24,7 +24,7 @@ import pytest
 
 from tests.pipeline.harness import Tap
 from twinstar import Config, Kernel
-from twinstar.adapters.feed import PollingCandleFeed
+from twinstar.adapters.feeds import PollingCandleFeed
 from twinstar.bus.events import (
     CandleClosed,
     ClockSynced,

@@ -16,7 +16,7 @@ import signal
 import sys
 from pathlib import Path
 
-from twinstar.adapters.feed import PollingCandleFeed
+from twinstar.adapters.feeds import PollingCandleFeed
 from twinstar.bus.events import CandleClosed
 from twinstar.clock import LiveClock
 from twinstar.config import Config

@@ -679,7 +679,7 @@ def _raw_duplicates(root: Path, t0_ms: int, t_end_ms: int) -> int:
 def _components(plan: SoakPlan, ports: dict[str, int], work: Path) -> tuple[Any, Any, list[Any], Any]:
     """The live kernel's config, clock, components and storage: `live_components`, feeds with `[feed]` settings."""
     from twinstar import Config
-    from twinstar.adapters.feed import PollingCandleFeed, StreamCandleFeed, TradeCandleFeed, choose_feed
+    from twinstar.adapters.feeds import PollingCandleFeed, StreamCandleFeed, TradeCandleFeed, choose_feed
     from twinstar.clock import LiveClock
     from twinstar.handlers.storage import CandleStorage
     from twinstar.live import AdapterSession, live_components

@@ -1,0 +1,106 @@
+"""Closed candles from a ccxt.pro kline stream (`watch_ohlcv`), REST-backed."""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+from typing import Any
+
+from twinstar.adapters.base import Bar, bar_from_row
+from twinstar.adapters.ccxt_base import CcxtExchange
+from twinstar.adapters.feeds.watched import WatchedFeed
+from twinstar.adapters.kline_finals import track as track_kline_finals
+from twinstar.bus.events import (
+    CandleRejected,
+)
+from twinstar.clock import Clock
+from twinstar.config import FeedConfig
+
+
+class StreamCandleFeed(WatchedFeed):
+    """Component: closed candles from a ccxt.pro `watch_ohlcv` stream, REST-backfilled.
+
+    A candle is published once a newer candle appears in the stream, so a
+    candle still being traded is never taken for a closed one. Its values are
+    the final ones only if the venue's final update arrived (`kline_finals`);
+    otherwise the candle is confirmed over REST first and published as the
+    venue's REST answer has it.
+    """
+
+    _current: Bar | None = None  # the stream's candle still being traded
+
+    def __init__(
+        self, exchange: CcxtExchange, symbol: str, interval: str, clock: Clock, *, settings: FeedConfig | None = None
+    ) -> None:
+        super().__init__(exchange, symbol, interval, clock, settings=settings)
+        self._finals = track_kline_finals(exchange.ccxt)
+        self.confirmed_over_rest = 0
+
+    async def _final(self, candle: Bar) -> Bar:
+        """`candle` as the venue has it closed: the stream's own if its final update came, else REST's."""
+        ccxt = self.exchange.ccxt
+        if self._finals is not None:
+            market_id = str(((ccxt.markets or {}).get(self.symbol) or {}).get("id", ""))
+            interval = str((ccxt.timeframes or {}).get(self.interval, self.interval))
+            if self._finals.seen(market_id, interval, candle.open_time_ms):
+                return candle
+        self.confirmed_over_rest += 1
+        rows = await self.exchange.fetch_ohlcv(self.symbol, self.interval, since_ms=candle.open_time_ms, limit=2)
+        return next((bar for bar in rows if bar.open_time_ms == candle.open_time_ms), candle)
+
+    async def _watch(self) -> Any:
+        return self._cached_newer() or await self.exchange.ccxt.watch_ohlcv(self.symbol, self.interval)
+
+    def _cached_newer(self) -> list[Any] | None:
+        """Rows ccxt.pro stored while we were busy, if a newer candle is among them.
+
+        A watch resolves only on the next frame: frames that arrived while this
+        feed was publishing or confirming sit in ccxt.pro's cache, and the candle
+        they close would wait for the venue's next frame.
+        """
+        current = self._current
+        timeframes: dict[str, Any] = getattr(self.exchange.ccxt, "ohlcvs", None) or {}
+        stored = (timeframes.get(self.symbol) or {}).get(self.interval) if current is not None else None
+        if not stored or current is None:
+            return None
+        rows = [row for row in stored if isinstance(row, list) and row and isinstance(row[0], int)]
+        if not any(row[0] > current.open_time_ms for row in rows):
+            return None
+        return [row for row in rows if row[0] >= current.open_time_ms]
+
+    def _reset(self) -> None:
+        self._current = None
+
+    async def _unwatch(self) -> None:
+        if self.exchange.ccxt.has.get("unWatchOHLCV"):
+            with contextlib.suppress(Exception):  # already gone is as good as dropped
+                await self.exchange.ccxt.un_watch_ohlcv(self.symbol, self.interval)
+
+    async def _absorb(self, update: Any) -> bool:
+        if update is None:  # a quiet wake-up: nothing arrived, nothing to publish
+            return False
+        # ccxt.pro hands over only what changed since the last call: track the open candle here.
+        closed: list[Bar] = []
+        bars = [bar_from_row(row) for row in update] if isinstance(update, list) else [None]
+        if None in bars:  # a frame ccxt could not make sense of: dropped, said, and the feed goes on
+            await self.rest._emit(CandleRejected, open_time_ms=0, reason=f"unreadable kline row in {update!r:.120}")
+        usable = sorted((b for b in bars if b is not None), key=lambda b: b.open_time_ms)
+        if usable:
+            self._usable()
+        for bar in usable:
+            current = self._current
+            if current is None or bar.open_time_ms == current.open_time_ms:
+                self._current = bar
+            elif bar.open_time_ms > current.open_time_ms:
+                closed.append(current)  # a newer candle began: this one is final
+                self._current = bar
+        last = self.rest._last_open_ms
+        opens = [c.open_time_ms for c in closed]
+        if last is not None and any(b - a > self._length_ms for a, b in itertools.pairwise([last, *opens])):
+            return True  # the stream skipped candles (before or between these): REST fills them in, in order
+        await self.rest.publish_closed([await self._final(candle) for candle in closed])
+        await self._price_moved(self._current)
+        return False
+
+    def __repr__(self) -> str:
+        return f"StreamCandleFeed({self.exchange.name} {self.symbol} {self.interval}, frames={self.frames})"
