@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import re
-import time
 from pathlib import Path
 
 import msgspec
@@ -79,9 +78,7 @@ def test_a_million_bars_are_aggregated_and_every_trade_keeps_its_marker() -> Non
     stops = pl.DataFrame(
         {"time_ms": index * 60_000, "stop": price - 2}, schema={"time_ms": pl.Int64, "stop": pl.Float64}
     )
-    started = time.perf_counter()
     spec = figure(curve, trades, stops, title="1M bars")
-    elapsed = time.perf_counter() - started
     bars, stop_line = bucketed(curve, stops)
     assert bars.height <= MAX_CANDLES and stop_line.height <= MAX_CANDLES
     assert (
@@ -90,7 +87,11 @@ def test_a_million_bars_are_aggregated_and_every_trade_keeps_its_marker() -> Non
     traces = {trace["name"]: trace for trace in spec["data"]}
     assert len(traces["exit"]["x"]) == len(traces["long entry"]["x"]) + len(traces["short entry"]["x"]) == 10_000
     assert traces["exit"]["type"] == "scattergl"  # that many markers are drawn with WebGL
-    assert elapsed < 5.0
+    # Responsive by bounding what is drawn, not by timing it: besides the trade markers, no trace carries
+    # more points than the grouped candles.
+    assert all(
+        len(t["x"]) <= MAX_CANDLES for name, t in traces.items() if name not in ("exit", "long entry", "short entry")
+    )
     assert set(TRADE_SCHEMA) >= set(trades.columns)
 
 

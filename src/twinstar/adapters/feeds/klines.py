@@ -63,10 +63,15 @@ class StreamCandleFeed(WatchedFeed):
         stored = (timeframes.get(self.symbol) or {}).get(self.interval) if current is not None else None
         if not stored or current is None:
             return None
-        rows = [row for row in stored if isinstance(row, list) and row and isinstance(row[0], int)]
-        if not any(row[0] > current.open_time_ms for row in rows):
+        # Checked on every frame: look only at the newest rows (ccxt.pro appends in time order), not the store.
+        if _open_ms(stored[-1]) <= current.open_time_ms:
             return None
-        return [row for row in rows if row[0] >= current.open_time_ms]
+        tail: list[Any] = []
+        for row in reversed(stored):
+            if _open_ms(row) < current.open_time_ms:
+                break
+            tail.append(row)
+        return tail[::-1]
 
     def _reset(self) -> None:
         self._current = None
@@ -104,3 +109,8 @@ class StreamCandleFeed(WatchedFeed):
 
     def __repr__(self) -> str:
         return f"StreamCandleFeed({self.exchange.name} {self.symbol} {self.interval}, frames={self.frames})"
+
+
+def _open_ms(row: Any) -> int:
+    """A cached kline row's open time; -1 for a row that is not one."""
+    return row[0] if isinstance(row, list) and row and isinstance(row[0], int) else -1
