@@ -135,3 +135,8 @@ def test_the_newest_trade_time_counts_every_usable_trade_even_a_stale_or_duplica
     candles.add(Trade(2 * MIN + 7, 10.0, 1.0, "c"))  # closes the first minute
     candles.add(Trade(MIN + 9, 10.0, 1.0, "d"))  # stale, yet it did arrive: the market reached it
     assert (candles.newest_ms, candles.stale, candles.rejected) == (2 * MIN + 7, 1, 1)
+
+
+def test_a_trade_at_an_infinite_time_is_refused_not_raised() -> None:
+    # Found by the fuzz test: int(inf) raises OverflowError, which no other bad value does.
+    assert trade_from_ccxt({"timestamp": float("inf"), "price": 1.0, "amount": 1.0}) is None

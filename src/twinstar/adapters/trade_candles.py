@@ -51,7 +51,7 @@ def trade_from_ccxt(trade: Mapping[str, Any]) -> Trade | None:
             return None
         trade_id = None if trade.get("id") is None else str(trade["id"])
         parsed = Trade(int(timestamp), float(price), float(amount), trade_id)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # an infinite time is no time
         return None
     if not (math.isfinite(parsed.price) and parsed.price > 0 and math.isfinite(parsed.amount) and parsed.amount >= 0):
         return None
