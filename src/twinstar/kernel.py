@@ -118,8 +118,13 @@ class Kernel:
             await self.bus.publish(KernelStarted(ts_ns=self.clock.now_ns()))
         except BaseException as exc:
             task_group.cancel_scope.cancel()
-            await task_group.__aexit__(type(exc), exc, exc.__traceback__)
             self._state = "stopped"
+            try:
+                await task_group.__aexit__(type(exc), exc, exc.__traceback__)
+            except BaseExceptionGroup as group:
+                if group.exceptions != (exc,):
+                    raise
+            # A component that failed to start raises as itself (a ConfigError stays one), not in a group.
             raise
         return self
 

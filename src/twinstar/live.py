@@ -24,6 +24,7 @@ from twinstar.handlers.journal import Journal
 from twinstar.handlers.storage import CandleStorage
 from twinstar.kernel import Component
 from twinstar.live_log import LiveLog
+from twinstar.opt_in import opt_in_components
 from twinstar.timesync import TimeSync
 
 
@@ -86,6 +87,12 @@ def live_components(config: Config, clock: Clock, run_dir: Path | None = None) -
     if config.storage.dir:
         storage = config.storage
         parts.append(CandleStorage(storage.dir, flush_every=storage.flush_every, compact_every=storage.compact_every))
+    if config.control.enabled:
+        from twinstar.control import Venue
+
+        parts += opt_in_components(config, clock, [Venue(t.exchange, t.symbols) for t in trading])
+    else:
+        parts += opt_in_components(config, clock)
     return parts
 
 

@@ -79,9 +79,19 @@ def _times(n: int) -> str:
 def _generic(event: Event) -> str:
     fields = msgspec.structs.asdict(event)
     fields.pop("ts_ns", None)
-    where = " ".join(str(fields.pop(key)) for key in ("exchange", "symbol") if key in fields)
+    where = " ".join(str(value) for key in ("exchange", "symbol") if key in fields and (value := fields.pop(key)))
     body = ", ".join(f"{key}={num(v) if isinstance(v, float) else v}" for key, v in fields.items())
     return f"{where}  {type(event).__name__}: {body}" if where else f"{type(event).__name__}: {body}"
+
+
+def _context(event: Event) -> dict[str, str]:
+    """What a structured log line carries besides its text: venue, symbol, event type, order id."""
+    found = {"event": str(type(event).__struct_config__.tag)}
+    for field, key in (("exchange", "venue"), ("symbol", "symbol"), ("client_order_id", "event_id")):
+        value = getattr(event, field, "")
+        if value:
+            found[key] = value
+    return found
 
 
 class LiveLog:
@@ -101,7 +111,7 @@ class LiveLog:
             return  # the busiest events, and DEBUG lines: not even formatted unless shown
         line = self.describe(event)
         if line is not None and log.isEnabledFor(line[0]):
-            log.log(line[0], "%s", line[1])
+            log.log(line[0], "%s", line[1], extra=_context(event))
             self.lines += 1
 
     def describe(self, event: Event) -> tuple[int, str] | None:

@@ -28,6 +28,7 @@ from twinstar.adapters.sim import SimExchange
 from twinstar.bus.bus import Bus
 from twinstar.bus.events import CandleClosed
 from twinstar.clock import SimClock
+from twinstar.config import ExchangeConfig
 from twinstar.timesync import MAX_OFFSET_MS, ImplausibleTimeError, measure
 
 MIN = 60_000
@@ -125,6 +126,7 @@ class _NoStream:
 
     name = "fuzz"
     supports_native_stop = True
+    config = ExchangeConfig(id="binanceusdm")
     ccxt: Any = type("Ccxt", (), {"options": {}, "has": {}, "clients": {}, "markets": {}, "timeframes": {}})()
 
     def scrub(self, text: str) -> str:

@@ -12,9 +12,10 @@ from tests.adapters.test_adapters_wire import _config
 from tests.pipeline.harness import Tap
 from twinstar.adapters.binance import BinanceUsdm
 from twinstar.adapters.feeds import StreamCandleFeed
+from twinstar.adapters.feeds.klines import OHLCV_KEPT
 from twinstar.bus.events import CandleClosed, FeedConnected, FeedDisconnected
 from twinstar.clock import LiveClock
-from twinstar.config import FeedConfig
+from twinstar.config import ExchangeConfig, FeedConfig
 from twinstar.kernel import Kernel
 from twinstar.testing.venue import Venue, venue
 
@@ -93,3 +94,19 @@ async def test_a_silent_stream_is_reopened() -> None:
         finally:
             await adapter.close()
     assert [e.open_time_ms for e in tap.of(CandleClosed)] == [t0]  # type: ignore[attr-defined]
+
+
+@pytest.mark.anyio
+async def test_ccxt_pro_keeps_only_the_newest_rows_per_symbol_unless_the_user_says_otherwise() -> None:
+    default, chosen = (
+        BinanceUsdm(config=ExchangeConfig(id="binanceusdm", options=options), clock=LiveClock())
+        for options in ({}, {"OHLCVLimit": 500})
+    )
+    try:
+        assert default.ccxt.options["OHLCVLimit"] == 1000  # ccxt's own: 1,000 rows per symbol, grown into
+        StreamCandleFeed(default, "BTC/USDT:USDT", "1m", LiveClock())
+        StreamCandleFeed(chosen, "BTC/USDT:USDT", "1m", LiveClock())
+        assert (default.ccxt.options["OHLCVLimit"], chosen.ccxt.options["OHLCVLimit"]) == (OHLCV_KEPT, 500)
+    finally:
+        await default.close()
+        await chosen.close()

@@ -1,9 +1,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 
 import anyio
+import msgspec
 import pytest
 
 from tests.kernel.helpers import candle, signal
@@ -331,3 +332,34 @@ async def test_cancelling_a_publisher_reaches_the_suspended_handler_and_frees_th
         await publisher
     assert log == ["handler cleaned up"]
     assert bus.is_idle
+
+
+@pytest.mark.parametrize("mode", ["live", "replay"])
+async def test_a_series_bound_subscriber_gets_only_its_series_and_order_is_kept(mode: str) -> None:
+    bus = Bus(SimClock(), mode=mode)  # type: ignore[arg-type]
+    seen: list[tuple[str, str, int]] = []
+
+    def keep(tag: str) -> Callable[[SignalFired], None]:
+        return lambda event: seen.append((tag, event.symbol, event.candle_open_time_ms // 60_000))
+
+    bus.subscribe(SignalFired, keep("all"))
+    bus.subscribe(SignalFired, keep("btc"), series=("sim", "BTC/USD"))
+    bus.subscribe(SignalFired, keep("eth"), series=("sim", "ETH/USD"))
+    bus.subscribe(SignalFired, keep("other venue"), series=("bybit", "BTC/USD"))
+    events = [signal(0), msgspec.structs.replace(signal(1), symbol="ETH/USD"), signal(2)]
+    async with anyio.create_task_group() as tg:
+        bus.start(tg)
+        for event in events:
+            await bus.publish(event)
+        await bus.idle()
+        tg.cancel_scope.cancel()
+    by_tag = {tag: [(s, i) for t, s, i in seen if t == tag] for tag in ("all", "btc", "eth", "other venue")}
+    assert by_tag == {
+        "all": [("BTC/USD", 0), ("ETH/USD", 1), ("BTC/USD", 2)],
+        "btc": [("BTC/USD", 0), ("BTC/USD", 2)],
+        "eth": [("ETH/USD", 1)],
+        "other venue": [],
+    }
+    if mode == "replay":  # delivered in subscription order, event by event
+        assert seen == [("all", "BTC/USD", 0), ("btc", "BTC/USD", 0), ("all", "ETH/USD", 1), ("eth", "ETH/USD", 1),
+                        ("all", "BTC/USD", 2), ("btc", "BTC/USD", 2)]  # fmt: skip

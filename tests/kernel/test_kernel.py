@@ -173,3 +173,19 @@ async def test_an_error_in_the_host_body_propagates_after_a_clean_stop() -> None
             1 / 0  # noqa: B018
     assert slow.seen == [0]
     assert kernel.state == "stopped"
+
+
+@pytest.mark.anyio
+async def test_a_component_that_fails_to_start_raises_as_itself_and_the_kernel_is_stopped() -> None:
+    class Refuses:
+        def attach(self, bus: Bus) -> None:
+            """Nothing to subscribe."""
+
+        async def start(self) -> None:
+            raise ValueError("venue refused the settings")
+
+    kernel = Kernel(Config(), components=[Refuses()])
+    with pytest.raises(ValueError, match="venue refused the settings"):  # not an ExceptionGroup: the CLI's one line
+        async with kernel:
+            pytest.fail("the body must not run")
+    assert kernel.state == "stopped"

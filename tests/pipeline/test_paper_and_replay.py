@@ -76,9 +76,9 @@ def test_the_default_run_needs_no_arguments_and_prints_a_summary(tmp_path: Path)
         assert label in result.stdout
     assert "candles: 20,111/20,111 (100.0%)" in result.stderr
     [run_dir] = (tmp_path / "runs").iterdir()
+    # No "candles" folder: a backtest's stream names its data file instead of copying it.
     assert {p.name for p in run_dir.iterdir()} == {
         "events.tws",
-        "candles",
         "report.html",
         "stats.json",
         "trades.parquet",

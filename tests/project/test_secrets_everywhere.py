@@ -28,7 +28,7 @@ from twinstar.adapters.ccxt_base import CcxtExchange
 from twinstar.clock import LiveClock
 from twinstar.config import ExchangeConfig
 from twinstar.redact import REDACTED, RedactingFilter, redact, register_secrets
-from twinstar.testing.bybit_venue import BybitVenue
+from twinstar.testing.bybit_venue import KLINE_MINUTES, BybitVenue
 from twinstar.testing.loopback import serve
 from twinstar.testing.venue import Venue
 
@@ -346,7 +346,11 @@ async def test_a_verbose_live_session_on_binance_writes_no_key_secret_or_signatu
 
 
 @pytest.mark.timeout(240)
-async def test_a_verbose_live_session_on_bybit_writes_no_key_secret_or_signature(tmp_path: Path) -> None:
+async def test_a_verbose_live_session_on_bybit_writes_no_key_secret_or_signature(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Bybit has no seconds klines; this loopback serves the test's short candles all the same.
+    monkeypatch.setitem(KLINE_MINUTES, f"{INTERVAL_S}s", INTERVAL_S / 60)
     async with serve(_SigningBybit()) as v, anyio.create_task_group() as tasks:
 
         async def live_klines() -> None:

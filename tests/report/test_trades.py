@@ -66,11 +66,11 @@ def test_every_trade_with_its_exit_reason_and_the_open_one_marked_at_the_end() -
     frame = book.frame()
     assert frame.schema == pl.Schema(TRADE_SCHEMA)
     assert frame.drop("exchange", "symbol").rows() == [
-        ("long", 1.0, _at(1), _at(3), 100.0, 104.0, 98.0, "signal", 2.0, 2.0, 2.0),
-        ("long", 1.0, _at(1), _at(4), 100.0, 98.0, 98.0, "stop", 2.0, -4.0, -4.0),
-        ("short", 1.0, _at(5), _at(7), 100.0, 101.0, 101.0, "trailing_stop", 2.0, -3.0, -3.0),
-        ("long", 1.0, _at(8), _at(9), 100.0, 90.0, None, "emergency", 2.0, -12.0, -12.0),
-        ("short", 4.0, _at(10), _at(11), 50.0, 45.0, None, "end_of_data", 1.0, 19.0, pytest.approx(9.5)),
+        ("long", 1.0, _at(1), _at(3), 100.0, 104.0, 98.0, "signal", 2.0, 0.0, 0.0, 2.0, 2.0),
+        ("long", 1.0, _at(1), _at(4), 100.0, 98.0, 98.0, "stop", 2.0, 0.0, 0.0, -4.0, -4.0),
+        ("short", 1.0, _at(5), _at(7), 100.0, 101.0, 101.0, "trailing_stop", 2.0, 0.0, 0.0, -3.0, -3.0),
+        ("long", 1.0, _at(8), _at(9), 100.0, 90.0, None, "emergency", 2.0, 0.0, 0.0, -12.0, -12.0),
+        ("short", 4.0, _at(10), _at(11), 50.0, 45.0, None, "end_of_data", 1.0, 0.0, 0.0, 19.0, pytest.approx(9.5)),
     ]
     assert book.frame().height == 5  # marking the open position does not book it
 

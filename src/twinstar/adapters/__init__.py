@@ -1,29 +1,64 @@
-"""Exchange adapters: the protocol, the simulator and the ccxt venues."""
+"""Exchange adapters: the protocol, the simulator and the ccxt venues.
+
+The venues (and ccxt with them) load on first use of a name below, so a
+backtest, which needs only the protocol and the simulator, never imports ccxt.
+"""
 
 from __future__ import annotations
 
-from twinstar.adapters.base import Exchange
-from twinstar.adapters.binance import BinanceUsdm
-from twinstar.adapters.bingx import Bingx
-from twinstar.adapters.bitget import Bitget
-from twinstar.adapters.bybit import Bybit
-from twinstar.adapters.ccxt_base import CcxtExchange
-from twinstar.adapters.lighter import Lighter
-from twinstar.adapters.okx import Okx
-from twinstar.adapters.spot import Bithumb, SpotWithoutStops, Upbit
-from twinstar.clock import Clock
-from twinstar.config import ExchangeConfig
+import importlib
+from typing import TYPE_CHECKING, Any
 
-VENUES: dict[str, type[CcxtExchange]] = {
-    cls.exchange_id: cls for cls in (BinanceUsdm, Bybit, Okx, Bingx, Bitget, Upbit, Bithumb, Lighter)
+from twinstar.adapters.base import Exchange
+
+if TYPE_CHECKING:
+    from twinstar.adapters.binance import BinanceUsdm as BinanceUsdm
+    from twinstar.adapters.bingx import Bingx as Bingx
+    from twinstar.adapters.bitget import Bitget as Bitget
+    from twinstar.adapters.bybit import Bybit as Bybit
+    from twinstar.adapters.ccxt_base import CcxtExchange as CcxtExchange
+    from twinstar.adapters.lighter import Lighter as Lighter
+    from twinstar.adapters.okx import Okx as Okx
+    from twinstar.adapters.spot import Bithumb as Bithumb
+    from twinstar.adapters.spot import SpotWithoutStops as SpotWithoutStops
+    from twinstar.adapters.spot import Upbit as Upbit
+    from twinstar.adapters.venues import VENUES as VENUES
+    from twinstar.adapters.venues import make_exchange as make_exchange
+
+_LAZY = {
+    "VENUES": "venues",
+    "make_exchange": "venues",
+    "BinanceUsdm": "binance",
+    "Bingx": "bingx",
+    "Bitget": "bitget",
+    "Bybit": "bybit",
+    "CcxtExchange": "ccxt_base",
+    "Lighter": "lighter",
+    "Okx": "okx",
+    "Bithumb": "spot",
+    "SpotWithoutStops": "spot",
+    "Upbit": "spot",
 }
 
+__all__ = [
+    "VENUES",
+    "BinanceUsdm",
+    "Bingx",
+    "Bitget",
+    "Bithumb",
+    "Bybit",
+    "CcxtExchange",
+    "Exchange",
+    "Lighter",
+    "Okx",
+    "SpotWithoutStops",
+    "Upbit",
+    "make_exchange",
+]
 
-def make_exchange(config: ExchangeConfig, clock: Clock) -> Exchange:
-    """Build the adapter for `config.id`: a venue with quirks, or any other ccxt exchange."""
-    cls = VENUES.get(config.id)
-    if cls is not None:
-        return cls(config=config, clock=clock)
-    if config.market_type == "spot":
-        return SpotWithoutStops(config.id, config=config, clock=clock)
-    return CcxtExchange(config.id, config=config, clock=clock)
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'twinstar.adapters' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"twinstar.adapters.{module}"), name)

@@ -13,7 +13,7 @@ from typing import Any, Literal, Protocol, TypeAlias, runtime_checkable
 
 import msgspec
 
-from twinstar.bus.events import PositionSide, Side
+from twinstar.bus.events import PositionSide, Side, TimeInForce
 
 OrderStatus: TypeAlias = Literal["filled", "partial", "open", "canceled", "rejected", "unknown"]
 
@@ -61,6 +61,12 @@ class OrderResult(msgspec.Struct, frozen=True, kw_only=True):
     stop_price: float = 0.0
     #: The id that attached stop is listed under (`fetch_open_orders`, `fetch_order`).
     stop_client_order_id: str = ""
+    #: An entry's take-profit the venue took on the order itself (0: none), one-cancels-the-other with its stop.
+    take_profit_price: float = 0.0
+    #: The id that attached take-profit is listed under (`fetch_order`); "" where the venue gives it none.
+    take_profit_client_order_id: str = ""
+    #: What the fill cost beyond its fee against the price it was decided at (the simulator's slippage and spread).
+    slippage: float = 0.0
 
     def __bool__(self) -> bool:
         return self.ok
@@ -149,7 +155,10 @@ class Position(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class OpenOrder(msgspec.Struct, frozen=True, kw_only=True):
-    """An order resting on the venue: a plain order, or a stop (`stop_price` > 0).
+    """An order resting on the venue: a plain order, a stop (`stop_price` > 0) or a take-profit.
+
+    A take-profit is a trigger order too (`stop_price` is its trigger), told
+    apart by `take_profit`; `price` is a limit order's price (0: at market).
 
     `position_stop` marks the venue's own stop-loss of the position (Bybit's
     position TP/SL): at most one per position, sized with it and removed with
@@ -164,11 +173,18 @@ class OpenOrder(msgspec.Struct, frozen=True, kw_only=True):
     stop_price: float = 0.0
     reduce_only: bool = False
     position_stop: bool = False
+    take_profit: bool = False
+    price: float = 0.0
+
+    @property
+    def is_trigger(self) -> bool:
+        """Whether this order waits for a trigger price (a stop or a take-profit)."""
+        return self.stop_price > 0
 
     @property
     def is_stop(self) -> bool:
-        """Whether this is a trigger (stop) order."""
-        return self.stop_price > 0
+        """Whether this is a stop-loss (a trigger order that is not a take-profit)."""
+        return self.stop_price > 0 and not self.take_profit
 
 
 class Balance(msgspec.Struct, frozen=True, kw_only=True):
@@ -225,6 +241,7 @@ class Exchange(Protocol):
         reduce_only: bool = False,
         stop_price: float | None = None,
         stop_client_order_id: str = "",
+        take_profit_price: float | None = None,
     ) -> OrderResult:
         """Send a market order tagged with `client_order_id`.
 
@@ -234,8 +251,40 @@ class Exchange(Protocol):
         from the fill on, for what filled. A venue that refuses the stop refuses
         the whole order, so an entry never goes out unprotected. Where no stop
         can ride on the order, it is ignored (result `stop_price` 0) and the
-        caller places one on the fill.
+        caller places one on the fill. `take_profit_price` rides along with the
+        stop the same way (result `take_profit_price`), the venue cancelling
+        one exit when the other fills; elsewhere the caller places it on the fill.
         """
+        ...
+
+    async def place_limit_order(
+        self,
+        symbol: str,
+        side: Side,
+        qty: float,
+        price: float,
+        *,
+        client_order_id: str,
+        time_in_force: TimeInForce = "gtc",
+        reduce_only: bool = False,
+        stop_price: float | None = None,
+        stop_client_order_id: str = "",
+        take_profit_price: float | None = None,
+    ) -> OrderResult:
+        """Send a limit order at `price`: what is marketable fills at once, the rest rests.
+
+        `gtc` rests until filled or cancelled (result status "open" or
+        "partial"); `ioc` cancels what did not fill at once; `post_only` is
+        refused (INVALID_ORDER, nothing filled) when it would take liquidity.
+        A price off the market's tick or a size under its minimum is refused
+        before any request. Exits ride on the order as for `place_market_order`.
+        """
+        ...
+
+    async def place_take_profit(
+        self, symbol: str, position_side: PositionSide, qty: float, price: float, *, client_order_id: str
+    ) -> OrderResult:
+        """Rest a reduce-only take-profit for the position: at market once the price reaches `price`."""
         ...
 
     async def update_stop_loss(

@@ -21,3 +21,4 @@ class BinanceUsdm(CcxtExchange):
 
     exchange_id = "binanceusdm"
     has_recv_window = True
+    fills_carry_fees = False  # an order's reply has no commission: its trades (`/fapi/v1/userTrades`) do

@@ -17,12 +17,17 @@
   through its own endpoints (`place-pos-tpsl`, `modify-tpsl-order`). Until a
   loopback Bitget proves that lifecycle (found after a restart, moved, never
   doubled), entries do not carry it: the stop is placed on the fill.
+* A take-profit is ccxt's unified `takeProfitPrice`: a position TP plan
+  (`POST /api/v2/mix/order/place-tpsl-order`, `planType=pos_profit`) that
+  Bitget removes with the position, whichever exit closed it; it is cancelled
+  through `cancel-plan-order` with that `planType`.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from twinstar.adapters.base import OpenOrder
 from twinstar.adapters.ccxt_base import CcxtExchange
 from twinstar.bus.events import PositionSide
 
@@ -39,3 +44,8 @@ class Bitget(CcxtExchange):
         # ccxt leaves a `triggerPrice` param in the body as a JSON number; Bitget documents a string.
         params["stopPrice"] = params.pop("triggerPrice")
         return params
+
+    def cancel_order_params(self, order: OpenOrder) -> dict[str, Any]:
+        """A take-profit is a position TP plan: cancelled under its own plan type."""
+        params = super().cancel_order_params(order)
+        return {**params, "planType": "pos_profit"} if order.take_profit else params

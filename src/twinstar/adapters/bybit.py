@@ -49,6 +49,10 @@ NOT_MODIFIED: Final = re.compile(r'"retCode":\s*34040\b|not modified')
 ONE_WAY: Final = 0  # positionIdx of a one-way-mode position
 #: The client id the position's own stop-loss is listed under (Bybit gives it none).
 POSITION_STOP_CID: Final = "position-sl"
+#: The same for the position's own take-profit.
+POSITION_TP_CID: Final = "position-tp"
+#: Bybit's `stopOrderType` of each position exit (Full mode), by the client id it is listed under.
+_POSITION_EXITS: Final = {POSITION_STOP_CID: "StopLoss", POSITION_TP_CID: "TakeProfit"}
 
 
 class Bybit(CcxtExchange):
@@ -58,6 +62,20 @@ class Bybit(CcxtExchange):
     read_back_fills = True
     has_recv_window = True
     attach_stop = True
+    funding_as_fee = True  # a Funding execution's execFee: positive when the account paid
+    # 110043 "leverage not modified", 110026 "cross/isolated margin mode is not modified": already so.
+    margin_unchanged_codes = ("110043", "110026")
+
+    async def set_margin(self, symbol: str) -> None:
+        """Learn the account type first: a unified account's margin mode is the whole account's."""
+        if self.wanted_margin(symbol)[1]:
+            await self._call("is_unified_enabled", "is_unified_enabled")  # ccxt keeps the answer in its options
+        await super().set_margin(symbol)
+
+    def margin_mode_params(self, leverage: float) -> dict[str, Any]:
+        """A classic account switches a symbol's mode together with its leverage; a unified one without."""
+        unified = self.ccxt.options.get("enableUnifiedAccount") or self.ccxt.options.get("enableUnifiedMargin")
+        return {"leverage": f"{leverage:g}"} if leverage and not unified else {}
 
     @property
     def _contracts(self) -> bool:
@@ -82,9 +100,22 @@ class Bybit(CcxtExchange):
         """The position's own stop-loss, for the whole position (Full mode)."""
         return {"stopLoss": stop_price, "tpslMode": "Full"}
 
+    def attach_take_profit_params(self, symbol: str, params: dict[str, Any], price: float) -> dict[str, Any]:
+        """The position's own take-profit beside its stop-loss (Full mode): Bybit removes the other when one fills."""
+        return {**params, "takeProfit": price, "tpslMode": "Full"}
+
+    def take_profit_params(self, position_side: PositionSide, price: float, client_order_id: str) -> dict[str, Any]:
+        """A conditional order on the one-way position (ccxt sets its `triggerDirection`)."""
+        params = super().take_profit_params(position_side, price, client_order_id)
+        return {**params, "positionIdx": ONE_WAY} if self._contracts else params
+
     def attached_stop_id(self, order: dict[str, Any]) -> str:
         """An attached stop becomes the position's stop-loss, which has no client id of its own."""
         return POSITION_STOP_CID
+
+    def attached_take_profit_id(self, order: dict[str, Any]) -> str:
+        """An attached take-profit becomes the position's take-profit, listed as `POSITION_TP_CID`."""
+        return POSITION_TP_CID
 
     def _open_order(self, order: dict[str, Any], symbol: str) -> OpenOrder:
         """The position's own stop-loss is listed under `POSITION_STOP_CID`."""
@@ -94,24 +125,27 @@ class Bybit(CcxtExchange):
             return msgspec.structs.replace(
                 parsed, client_order_id=POSITION_STOP_CID, reduce_only=True, position_stop=True
             )
+        if info.get("stopOrderType") == "TakeProfit" and info.get("tpslMode") == "Full":
+            return msgspec.structs.replace(parsed, client_order_id=POSITION_TP_CID, reduce_only=True, take_profit=True)
         return parsed
 
     async def find_order(self, symbol: str, client_order_id: str) -> dict[str, Any]:
         """Find an order by `orderLinkId`: open and recent orders first, then the order history.
 
-        `POSITION_STOP_CID` finds the position's stop-loss: the resting one, else the latest that fired.
+        `POSITION_STOP_CID` finds the position's stop-loss: the resting one, else the latest that fired;
+        `POSITION_TP_CID` its take-profit the same way.
         """
         market = self.ccxt.market(symbol)
         category, _ = self.ccxt.get_bybit_type("fetchOrder", market, {})
         request = {"category": category, "symbol": market["id"]}
-        position_stop = client_order_id == POSITION_STOP_CID
-        if not position_stop:
+        position_exit = _POSITION_EXITS.get(client_order_id)
+        if position_exit is None:
             request["orderLinkId"] = client_order_id
         for endpoint in ("privateGetV5OrderRealtime", "privateGetV5OrderHistory"):
             response = await getattr(self.ccxt, endpoint)(request)
             rows = (response.get("result") or {}).get("list") or []
-            if position_stop:
-                rows = [r for r in rows if r.get("stopOrderType") == "StopLoss" and r.get("tpslMode") == "Full"]
+            if position_exit is not None:
+                rows = [r for r in rows if r.get("stopOrderType") == position_exit and r.get("tpslMode") == "Full"]
             if rows:
                 return dict(self.ccxt.parse_order(rows[0], market))
         raise ccxt.OrderNotFound(f"bybit: no order with orderLinkId {client_order_id} in {symbol}")
@@ -126,6 +160,7 @@ class Bybit(CcxtExchange):
         reduce_only: bool = False,
         stop_price: float | None = None,
         stop_client_order_id: str = "",
+        take_profit_price: float | None = None,
     ) -> OrderResult:
         """Send the order (read back by `orderLinkId`); a duplicate link id means the first send arrived."""
         sent = await super().place_market_order(
@@ -136,6 +171,7 @@ class Bybit(CcxtExchange):
             reduce_only=reduce_only,
             stop_price=stop_price,
             stop_client_order_id=stop_client_order_id,
+            take_profit_price=take_profit_price,
         )
         if sent.ok or not DUPLICATE_LINK_ID.search(sent.message):
             return sent

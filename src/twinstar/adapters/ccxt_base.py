@@ -12,8 +12,9 @@ credentials before they go anywhere.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Awaitable, Callable
-from typing import Any, ClassVar, Final
+from typing import Any, ClassVar, Final, NamedTuple
 
 import ccxt
 import ccxt.async_support as ccxt_async
@@ -32,13 +33,18 @@ from twinstar.adapters.base import (
     bar_from_row,
 )
 from twinstar.adapters.errors import classify
-from twinstar.bus.events import PositionSide, Side
+from twinstar.adapters.margin import MarginSettings
+from twinstar.bus.events import PositionSide, Side, TimeInForce
 from twinstar.clock import Clock, LiveClock
 from twinstar.config import ExchangeConfig
+from twinstar.money.fees import fee_in_quote, third_assets
+from twinstar.money.funding import total_funding
+from twinstar.orders.ccxt_params import attached_take_profit, take_profit_params, time_in_force_params
 from twinstar.ratelimit import shared_limiter
 from twinstar.redact import redact, register_secrets
 
 log: Final = logging.getLogger("twinstar.adapters")
+_HOUR_MS: Final = 3_600_000
 
 
 def rebase_urls(value: Any, base: str) -> Any:
@@ -56,13 +62,25 @@ def rebase_urls(value: Any, base: str) -> Any:
     return value
 
 
+class _Entry(NamedTuple):
+    """An order's who and what, as one value for `_place`."""
+
+    symbol: str
+    side: Side
+    qty: float
+    client_order_id: str
+    reduce_only: bool
+    stop_price: float | None
+    stop_client_order_id: str
+
+
 def _status(order: dict[str, Any]) -> OrderStatus:
     filled = float(order.get("filled") or 0.0)
     amount = float(order.get("amount") or 0.0)
     status = order.get("status")
     if status == "closed" or (amount > 0 and filled >= amount):
         return "filled"
-    if status == "canceled":
+    if status in ("canceled", "expired"):  # an IOC's unfilled rest expires
         return "canceled"
     if status == "rejected":
         return "rejected"
@@ -124,6 +142,7 @@ class CcxtExchange:
             self.ccxt.milliseconds = clock.now_ms
         self._stops: dict[str, dict[str, Any]] = {}  # symbol -> the resting stop order as ccxt returned it
         self._markets_loaded = False
+        self._fee_rates: dict[str, float] = {}  # asset -> quote price, fetched when a fee was paid in it
         #: Measures the exchange clock again (set by TimeSync); awaited once after a timestamp rejection.
         self.resync_clock: Callable[[], Awaitable[object]] | None = None
 
@@ -227,22 +246,93 @@ class CcxtExchange:
         return float(self.ccxt.price_to_precision(symbol, price))
 
     def _result(self, order: dict[str, Any], cid: str, requested: float, symbol: str) -> OrderResult:
-        """The kernel's view of a ccxt order: quantities back in base units."""
-        fee = order.get("fee") or {}
+        """The kernel's view of a ccxt order: quantities back in base units, fees in the quote currency."""
         size = self._contract_size(order.get("symbol") or symbol)
         stop = self._attached_stop(order)
+        avg_price = float(order.get("average") or order.get("price") or 0.0)
         return OrderResult.success(
             client_order_id=order.get("clientOrderId") or cid,
             order_id=str(order.get("id") or ""),
             status=_status(order),
             requested_qty=float(order.get("amount") or 0.0) * size or requested,
             filled_qty=float(order.get("filled") or 0.0) * size,
-            avg_price=float(order.get("average") or order.get("price") or 0.0),
-            fee=float(fee.get("cost") or 0.0),
+            avg_price=avg_price,
+            fee=self._quote_fee(order, symbol, avg_price),
             timestamp_ms=int(order.get("timestamp") or self.clock.now_ms()),
             stop_price=stop,
             stop_client_order_id=self.attached_stop_id(order) if stop else "",
         )
+
+    def _fee_assets(self, symbol: str) -> tuple[str, str]:
+        """(base, quote) of `symbol` as fees count them: a contract's quote is its settlement currency."""
+        market = (self.ccxt.markets or {}).get(symbol) or {}
+        return str(market.get("base") or ""), str(market.get("settle") or market.get("quote") or "")
+
+    def _quote_fee(self, order: dict[str, Any], symbol: str, price: float) -> float:
+        """`order`'s fees in the quote currency (`money.fees`), third assets at the rates fetched on the fill."""
+        base, quote = self._fee_assets(order.get("symbol") or symbol)
+        unpriced = third_assets(order, base=base, quote=quote) - self._fee_rates.keys()
+        if unpriced:
+            log.warning("%s: no price for fees paid in %s; they are left out of PnL", self._id, ", ".join(unpriced))
+        rates = self._fee_rates | dict.fromkeys(unpriced, 0.0)
+        return fee_in_quote(order, base=base, quote=quote, price=price, rates=rates)
+
+    #: Whether an order's reply carries its fees; Binance USD-M's does not (they are on its trades).
+    fills_carry_fees: ClassVar[bool] = True
+
+    async def fetch_fill_fees(self, symbol: str, order_id: str) -> float | None:
+        """The fees of order `order_id`'s trades in the quote currency (None where the order's reply had them)."""
+        if self.fills_carry_fees or not order_id:
+            return None
+        trades = await self._call("fetch_my_trades", "fetch_my_trades", symbol, None, None, {"orderId": order_id})
+        total = 0.0
+        for trade in trades:
+            await self.price_fee_assets(trade, symbol)
+            total += self._quote_fee(trade, symbol, float(trade.get("price") or 0.0))
+        return total
+
+    #: Whether the private order stream (`OrderStream`) is watching this account's fills now.
+    fills_streamed: bool = False
+    #: How long a filled order's reply waits for its commission on the stream (the REST reply may come first).
+    streamed_fee_wait_s: ClassVar[float] = 1.0
+
+    async def with_streamed_fees(self, order: dict[str, Any], symbol: str) -> dict[str, Any]:
+        """`order` with the fees its fills were pushed with on the private stream, where its reply has none.
+
+        ccxt.pro keeps every order the stream pushed, its trades' commissions
+        summed (Binance's ORDER_TRADE_UPDATE `n` in asset `N`), as each frame
+        arrives. So an exit's fee is known without a trades read, which would
+        go out between a reversal's close and its entry. Without the stream the
+        reply's fees stand.
+        """
+        if self.fills_carry_fees or not self.fills_streamed or not float(order.get("filled") or 0.0):
+            return order
+        if order.get("fee") or order.get("fees"):
+            return order
+        waited = 0.0
+        while True:
+            cache = getattr(self.ccxt, "orders", None)
+            by_id = getattr(cache, "hashmap", {}).get(order.get("symbol") or symbol) or {}
+            streamed = by_id.get(str(order.get("id") or ""))
+            if isinstance(streamed, dict) and (streamed.get("fee") or streamed.get("fees")):
+                return order | {"fee": streamed.get("fee"), "fees": streamed.get("fees") or []}
+            if waited >= self.streamed_fee_wait_s or not self.fills_streamed:
+                log.warning("%s: no commission streamed for order %s; fee booked as 0", self._id, order.get("id"))
+                return order
+            await self.clock.sleep(0.01)
+            waited += 0.01
+
+    async def price_fee_assets(self, order: dict[str, Any], symbol: str) -> None:
+        """Fetch now, at the fill's time, the quote price of each third asset `order`'s fees were paid in (BNB)."""
+        base, quote = self._fee_assets(order.get("symbol") or symbol)
+        markets = self.ccxt.markets or {}
+        for asset in sorted(third_assets(order, base=base, quote=quote)):
+            pair = next((p for p in (f"{asset}/{quote}", f"{asset}/{quote}:{quote}") if p in markets), "")
+            try:
+                ticker = await self._signed("fetch_ticker", pair or f"{asset}/{quote}")
+                self._fee_rates[asset] = float(ticker.get("last") or ticker.get("close") or 0.0)
+            except Exception as exc:
+                log.warning("%s: no %s/%s price for a fee: %s", self._id, asset, quote, self.scrub(str(exc))[:200])
 
     def _attached_stop(self, order: dict[str, Any]) -> float:
         """The stop in force from entry `order`, as the venue echoes it: any lookup of the entry tells (0: none)."""
@@ -275,6 +365,10 @@ class CcxtExchange:
         """ccxt params for cancelling a stop (conditional) order."""
         return {"trigger": True}
 
+    def cancel_order_params(self, order: OpenOrder) -> dict[str, Any]:
+        """ccxt params for cancelling `order`: trigger orders (stops, take-profits) through the stop API."""
+        return self.cancel_stop_params() if order.is_trigger else {}
+
     def attach_params(self, symbol: str, stop_price: float, stop_client_order_id: str) -> dict[str, Any]:
         """ccxt params that attach a stop-loss to an entry (venues with `attach_stop`)."""
         return {"stopLoss": {"triggerPrice": stop_price}}
@@ -282,6 +376,18 @@ class CcxtExchange:
     def attached_stop_id(self, order: dict[str, Any]) -> str:
         """The id an entry's attached stop is listed under, read from the entry (ccxt order)."""
         return ""
+
+    def attached_take_profit_id(self, order: dict[str, Any]) -> str:
+        """The id an entry's attached take-profit is listed under ("" where it has none of its own)."""
+        return ""
+
+    def attach_take_profit_params(self, symbol: str, params: dict[str, Any], price: float) -> dict[str, Any]:
+        """`params` of an entry with a take-profit attached beside its stop (venues with `attach_stop`)."""
+        return params | attached_take_profit(price)
+
+    def take_profit_params(self, position_side: PositionSide, price: float, client_order_id: str) -> dict[str, Any]:
+        """ccxt params that turn a market order into a reduce-only take-profit."""
+        return take_profit_params(price, client_order_id)
 
     async def amend_stop(
         self, symbol: str, previous: dict[str, Any], amount: float, price: float
@@ -305,31 +411,121 @@ class CcxtExchange:
         reduce_only: bool = False,
         stop_price: float | None = None,
         stop_client_order_id: str = "",
+        take_profit_price: float | None = None,
     ) -> OrderResult:
-        """Send a market order tagged with `client_order_id`, its stop attached where the venue takes one."""
-        attach = self.attaches_stop and not reduce_only and stop_price is not None and stop_price > 0
+        """Send a market order tagged with `client_order_id`, its exits attached where the venue takes them."""
+        entry = _Entry(symbol, side, qty, client_order_id, reduce_only, stop_price, stop_client_order_id)
+        return await self._place(entry, "market", None, {}, take_profit_price)
+
+    async def place_limit_order(
+        self,
+        symbol: str,
+        side: Side,
+        qty: float,
+        price: float,
+        *,
+        client_order_id: str,
+        time_in_force: TimeInForce = "gtc",
+        reduce_only: bool = False,
+        stop_price: float | None = None,
+        stop_client_order_id: str = "",
+        take_profit_price: float | None = None,
+    ) -> OrderResult:
+        """Send a limit order (ccxt's unified `timeInForce` / `postOnly`); off-tick prices never leave.
+
+        A post-only order the venue cancelled instead of resting (Bybit does
+        that with one that would take liquidity) is reported as the refusal it is.
+        """
+        entry = _Entry(symbol, side, qty, client_order_id, reduce_only, stop_price, stop_client_order_id)
+        result = await self._place(entry, "limit", price, time_in_force_params(time_in_force), take_profit_price)
+        if time_in_force == "post_only" and result.ok and result.status == "canceled" and not result.filled_qty:
+            return OrderResult.failure(
+                ErrorKind.INVALID_ORDER,
+                f"{self._id}: post-only order {client_order_id} would have taken liquidity; the venue cancelled it",
+                client_order_id=client_order_id,
+                requested_qty=qty,
+                timestamp_ms=self.clock.now_ms(),
+            )
+        return result
+
+    async def _place(
+        self,
+        entry: _Entry,
+        kind: str,
+        limit: float | None,
+        extra: dict[str, Any],
+        take_profit_price: float | None,
+    ) -> OrderResult:
+        symbol, cid, qty, stop_price = entry.symbol, entry.client_order_id, entry.qty, entry.stop_price
+        attachable = self.attaches_stop and not entry.reduce_only
+        attach = attachable and stop_price is not None and stop_price > 0
+        profit = take_profit_price if attachable and take_profit_price else None
         try:
             await self._markets()
             amount = self._amount(symbol, qty)
-            price = await self.market_order_price(symbol, side)
-            self._check_minimum(symbol, amount, reduce_only)
-            params = self.order_params(client_order_id, reduce_only)
+            if kind == "market":
+                price = await self.market_order_price(symbol, entry.side)
+            else:
+                price = self._on_tick(symbol, limit)
+            self._check_minimum(symbol, amount, entry.reduce_only)
+            params = self.order_params(cid, entry.reduce_only) | extra
             if attach and stop_price is not None:
                 stop_price = self._price(symbol, stop_price)
-                params |= self.attach_params(symbol, stop_price, stop_client_order_id)
-            order = await self._signed("create_order", symbol, "market", side, amount, price, params)
+                params |= self.attach_params(symbol, stop_price, entry.stop_client_order_id)
+            if profit is not None:
+                profit = self._price(symbol, profit)
+                params = self.attach_take_profit_params(symbol, params, profit)
+            order = await self._signed("create_order", symbol, kind, entry.side, amount, price, params)
         except Exception as exc:
-            return self._failure(exc, client_order_id, qty)
+            return self._failure(exc, cid, qty)
         if self.read_back_fills:
-            result = await self.read_back(symbol, client_order_id, qty)
+            result = await self.read_back(symbol, cid, qty)
         else:
-            result = self._result(order, client_order_id, qty, symbol)
+            order = await self.with_streamed_fees(order, symbol)
+            await self.price_fee_assets(order, symbol)
+            result = self._result(order, cid, qty, symbol)
         in_force = result.ok and self._attached_in_force(result.status)
         if attach and stop_price is not None and in_force and not result.stop_price:
             # The venue took the order with its stop (it refuses both or neither), even where the reply omits it.
-            sid = result.stop_client_order_id or self.attached_stop_id(order) or stop_client_order_id
+            sid = result.stop_client_order_id or self.attached_stop_id(order) or entry.stop_client_order_id
             result = msgspec.structs.replace(result, stop_price=stop_price, stop_client_order_id=sid)
+        if profit is not None and in_force:
+            tp_cid = self.attached_take_profit_id(order)
+            result = msgspec.structs.replace(result, take_profit_price=profit, take_profit_client_order_id=tp_cid)
         return result
+
+    def _on_tick(self, symbol: str, price: float | None) -> float:
+        """`price` as sent; one off the market's tick is refused (InvalidOrder) rather than moved."""
+        if price is None or not math.isfinite(price) or price <= 0:
+            raise ccxt.InvalidOrder(f"{self._id}: limit price {price} of {symbol} is not a positive price")
+        rounded = self._price(symbol, price)
+        if abs(rounded - price) > 1e-9 * price:
+            raise ccxt.InvalidOrder(f"{self._id}: price {price} of {symbol} is off the tick (nearest {rounded})")
+        return rounded
+
+    async def place_take_profit(
+        self, symbol: str, position_side: PositionSide, qty: float, price: float, *, client_order_id: str
+    ) -> OrderResult:
+        """Rest a reduce-only take-profit trigger order (ccxt's `takeProfitPrice`).
+
+        Where stops are synthetic (`native_stop` False) no trigger order exists: NOT_SUPPORTED.
+        """
+        if not self.native_stop:
+            return OrderResult.failure(
+                ErrorKind.NOT_SUPPORTED,
+                f"{self.name}: no trigger orders here, so no take-profit can rest",
+                client_order_id=client_order_id,
+                requested_qty=qty,
+            )
+        side: Side = "sell" if position_side == "long" else "buy"
+        try:
+            await self._markets()
+            trigger, amount = self._on_tick(symbol, price), self._amount(symbol, qty)
+            params = self.take_profit_params(position_side, trigger, client_order_id)
+            order = await self._signed("create_order", symbol, "market", side, amount, None, params)
+        except Exception as exc:
+            return self._failure(exc, client_order_id, qty)
+        return self._result(order, client_order_id, qty, symbol)
 
     async def read_back(self, symbol: str, client_order_id: str, qty: float) -> OrderResult:
         """The state of an order the venue took, by client id.
@@ -490,6 +686,8 @@ class CcxtExchange:
             order = await self.find_order(symbol, client_order_id)
         except Exception as exc:
             return self._failure(exc, client_order_id)
+        order = await self.with_streamed_fees(order, symbol)
+        await self.price_fee_assets(order, symbol)
         return self._result(order, client_order_id, 0.0, symbol)
 
     async def fetch_stop(self, symbol: str, client_order_id: str) -> OrderResult:
@@ -528,6 +726,8 @@ class CcxtExchange:
             if side not in ("buy", "sell"):
                 raise ValueError(f"side {side!r}")
             trigger = order.get("triggerPrice") or order.get("stopPrice") or order.get("stopLossPrice") or 0.0
+            profit = order.get("takeProfitPrice")
+            trigger = trigger or profit or 0.0
             return OpenOrder(
                 symbol=str(order.get("symbol") or symbol),
                 order_id=str(order.get("id") or ""),
@@ -536,13 +736,15 @@ class CcxtExchange:
                 qty=float(order.get("amount") or 0.0) * self._contract_size(symbol),
                 stop_price=float(trigger),
                 reduce_only=bool(order.get("reduceOnly")),
+                take_profit=bool(profit) and not order.get("stopLossPrice"),
+                price=float(order.get("price") or 0.0) if order.get("type") == "limit" else 0.0,
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ExchangeError(ErrorKind.UNKNOWN, f"unreadable open order {order.get('id')!r}: {exc}") from None
 
     async def cancel_order(self, symbol: str, order: OpenOrder) -> OrderResult:
         """Cancel one resting order; a stop is cancelled through the venue's stop API."""
-        params = self.cancel_stop_params() if order.is_stop else {}
+        params = self.cancel_order_params(order)
         try:
             await self._markets()
             await self._signed("cancel_order", order.order_id, symbol, params)
@@ -578,6 +780,68 @@ class CcxtExchange:
         if None in bars:  # dropped here; the feed sees the hole they leave and backfills or reports it
             log.warning("%s %s %s: dropped %d unreadable kline rows", self._id, symbol, interval, bars.count(None))
         return [bar for bar in bars if bar is not None]
+
+    async def fetch_funding(self, symbol: str, since_ms: int) -> float:
+        """Funding `symbol` received after `since_ms` (ccxt `fetch_funding_history`); 0 off perpetuals."""
+        if self.config.market_type != "swap" or not self.ccxt.has.get("fetchFundingHistory"):
+            return 0.0
+        if self.clock.now_ms() // _HOUR_MS == since_ms // _HOUR_MS:
+            return 0.0  # funding falls due on the hour on every venue: none since, and no request to ask
+        history = await self._call("fetch_funding_history", "fetch_funding_history", symbol, since_ms)
+        if not isinstance(history, list):
+            raise ExchangeError(ErrorKind.UNKNOWN, f"fetch_funding_history: unreadable reply {history!r:.120}")
+        received = total_funding(history, since_ms)
+        return -received if self.funding_as_fee else received
+
+    #: Whether ccxt's funding `amount` is a fee (paid when positive, Bybit's execFee) rather than income (Binance's).
+    funding_as_fee: ClassVar[bool] = False
+
+    #: Venue error codes that mean "already so" when setting leverage or margin mode (not a failure).
+    margin_unchanged_codes: ClassVar[tuple[str, ...]] = ()
+
+    def configured_leverage(self, symbol: str) -> float:
+        """The leverage the config sets for `symbol` (0: none; entries are sized at 1x then)."""
+        return self.config.leverage_for(symbol)
+
+    def wanted_margin(self, symbol: str) -> tuple[float, str]:
+        """The configured (leverage, margin mode) of `symbol`; 0 and "" where the config leaves them."""
+        return self.config.leverage_for(symbol), self.config.margin_mode
+
+    def margin_mode_params(self, leverage: float) -> dict[str, Any]:
+        """Extra ccxt params for `set_margin_mode` (Bybit's classic accounts want the leverage with it)."""
+        return {}
+
+    async def set_margin(self, symbol: str) -> None:
+        """Set the configured margin mode, then the leverage (ccxt `set_margin_mode`, `set_leverage`)."""
+        leverage, mode = self.wanted_margin(symbol)
+        if mode:
+            await self._unless_unchanged("set_margin_mode", mode, symbol, self.margin_mode_params(leverage))
+        if leverage:
+            await self._unless_unchanged("set_leverage", int(leverage) if leverage.is_integer() else leverage, symbol)
+
+    async def _unless_unchanged(self, method: str, *args: Any) -> None:
+        try:
+            await self._markets()
+            await self._signed(method, *args)
+        except ccxt.NoChange:
+            return  # ccxt's own "already so" (Binance -4046 "No need to change margin type")
+        except Exception as exc:
+            if not any(code in str(exc) for code in self.margin_unchanged_codes):
+                raise ExchangeError(classify(exc), self.scrub(f"{method}: {type(exc).__name__}: {exc}")[:500]) from None
+
+    async def read_margin(self, symbol: str) -> MarginSettings:
+        """`symbol`'s leverage and margin mode as the venue reports them (`fetch_leverage`, `fetch_margin_mode`)."""
+        leverage, mode = 0.0, ""
+        if self.ccxt.has.get("fetchLeverage"):
+            found = await self._call("fetch_leverage", "fetch_leverage", symbol) or {}  # None: symbol not listed
+            info = found.get("info") or {}
+            raw = info.get("leverage") if isinstance(info, dict) else None  # ccxt rounds Bybit's "7.5" down to 7
+            leverage = float(raw or found.get("longLeverage") or found.get("shortLeverage") or 0.0)
+            mode = str(found.get("marginMode") or "")
+        if self.ccxt.has.get("fetchMarginMode"):
+            found = await self._call("fetch_margin_mode", "fetch_margin_mode", symbol) or {}
+            mode = str(found.get("marginMode") or "") or mode
+        return MarginSettings(symbol=symbol, leverage=leverage, margin_mode=mode)
 
     async def fetch_balance(self) -> Balance:
         """Return the quote (margin) currency balance."""

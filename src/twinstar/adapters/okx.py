@@ -41,6 +41,14 @@ class Okx(CcxtExchange):
         stop = {"slTriggerPx": self.ccxt.price_to_precision(symbol, stop_price), "slOrdPx": "-1"}
         return {"attachAlgoOrds": [{"attachAlgoClOrdId": stop_client_order_id, **stop, "slTriggerPxType": "last"}]}
 
+    def attach_take_profit_params(self, symbol: str, params: dict[str, Any], price: float) -> dict[str, Any]:
+        """The take-profit joins the stop in the same attached algo order: OKX cancels one when the other fills."""
+        trigger = self.ccxt.price_to_precision(symbol, price)
+        profit = {"tpTriggerPx": trigger, "tpOrdPx": "-1", "tpTriggerPxType": "last"}
+        attached = [dict(a) for a in params.get("attachAlgoOrds") or [{}]]
+        attached[0] |= profit
+        return {**params, "attachAlgoOrds": attached}
+
     def attached_stop_id(self, order: dict[str, Any]) -> str:
         """The `attachAlgoClOrdId` the entry echoes."""
         attached = (order.get("info") or {}).get("attachAlgoOrds") or [{}]

@@ -63,6 +63,7 @@ class OrderStream:
         """Watch until `stop_intake`; after a break, back off, watch again and say when it is back."""
         attempt = 0
         while not self._stopped:
+            self.exchange.fills_streamed = not attempt  # a broken stream brings no commissions
             try:
                 if attempt:
                     updates = await self._watch_after_break()
@@ -76,6 +77,7 @@ class OrderStream:
                 if self._stopped:
                     return
                 attempt += 1
+                self.exchange.fills_streamed = False
                 reason = self.exchange.scrub(f"{type(exc).__name__}: {exc}")[:200]
                 wait = self.backoff_s[min(attempt, len(self.backoff_s)) - 1]
                 await self._publish(FeedDisconnected, reason=reason, attempt=attempt, retry_in_s=wait)
@@ -133,6 +135,7 @@ class OrderStream:
     async def stop_intake(self) -> None:
         """Stop watching; the kernel then cancels the task."""
         self._stopped = True
+        self.exchange.fills_streamed = False
 
     def __repr__(self) -> str:
         return f"OrderStream({self.exchange.name}, symbols={sorted(self.symbols)}, updates={self.updates})"

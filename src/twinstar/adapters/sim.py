@@ -4,7 +4,8 @@ Fill model (what the numbers mean):
 
 * A market order fills in full, at once, at the last traded price the sim has
   seen (the close of the latest candle), moved against the taker by
-  `slippage_bps`, and pays `taker_fee` x notional. A bot reacts at a candle's
+  `slippage_bps` and half the spread (`twinstar.money.costs`), and pays
+  `taker_fee` x notional. A bot reacts at a candle's
   close, so this is the price at which the next candle opens: in continuous
   crypto markets the two are the same tick (20,096 of 20,110 bars of the
   bundled Coinbase data). The sim cannot wait for the next candle instead: in
@@ -14,6 +15,24 @@ Fill model (what the numbers mean):
   It fills at the stop price, or at the open when the candle gaps through it.
   An entry never carries its stop: the kernel places it on the fill, as it
   does on Binance USD-M.
+* A limit order fills at once, at the last price or better, as far as it is
+  marketable (a post-only one is refused instead: it would take liquidity);
+  otherwise `gtc` rests and `ioc` is cancelled. A resting buy limit fills on
+  the first later candle whose low goes below its price (`limit_fill =
+  "through"`, the default) or reaches it (`"touch"`, backtesting.py's rule),
+  at its price, or at the open when the candle gaps below it (a sell: the
+  mirror). It is checked for margin when it fills; without enough, it is
+  cancelled. A resting order that fills pays `maker_fee`; a marketable one `taker_fee`.
+* Funding (`funding_path`): each rate falls due on the position held over its
+  time, at the close of the candle it falls in (`twinstar.money.funding`).
+* A take-profit rests like a stop, on the other side: a long's triggers when
+  high >= its price and fills there, or at the open on a gap through it (one
+  placed beyond the last price fills at the next open).
+  When one candle reaches both a position's stop and its take-profit, the
+  stop fills (the pessimistic reading, as backtesting.py does); whichever
+  fills, the position is flat and the other exit is gone (one cancels the other).
+  Exits are checked before resting entries, and an exit placed on a fill
+  counts from the next candle on, so an entry and its exit never fill on the same candle.
 * One-way positions per symbol, linear (quote-margined). Opening needs
   notional / leverage + fee of free balance, else INSUFFICIENT_FUNDS.
 * Client order ids are unique per account: a reused id is rejected and
@@ -41,9 +60,11 @@ from twinstar.adapters.base import (
     Position,
 )
 from twinstar.bus.bus import Bus
-from twinstar.bus.events import CandleClosed, PositionSide, Side
+from twinstar.bus.events import CandleClosed, PositionSide, Side, TimeInForce
 from twinstar.clock import Clock
 from twinstar.config import SimConfig
+from twinstar.money.costs import market_fill_price
+from twinstar.money.funding import FundingRates, SimFunding
 
 _HISTORY: Final = 5_000  # candles kept per symbol for fetch_ohlcv
 
@@ -74,6 +95,15 @@ class _Stop(msgspec.Struct):
     price: float
 
 
+class _Resting(msgspec.Struct):
+    client_order_id: str
+    symbol: str
+    side: Side
+    qty: float
+    price: float
+    reduce_only: bool
+
+
 class SimExchange:
     """The Exchange protocol, simulated; a Component so it sees every candle first."""
 
@@ -84,11 +114,15 @@ class SimExchange:
         self.cash = self.config.initial_balance
         self._positions: dict[str, _Position] = {}
         self._stops: dict[str, _Stop] = {}
+        self._take_profits: dict[str, _Stop] = {}  # symbol -> the resting take-profit
+        self._resting: dict[str, _Resting] = {}  # client id -> a resting limit order, oldest first
         self._orders: dict[str, OrderResult] = {}
         self._last: dict[str, CandleClosed] = {}
         self._candles: dict[str, collections.deque[CandleClosed]] = {}
         self._faults: dict[SimFault, list[float]] = {}  # fault -> [remaining count, parameter]
         self._order_seq = 0
+        path = self.config.funding_path
+        self.funding = SimFunding(FundingRates.load(path)) if path else None
 
     # -- component ---------------------------------------------------------
 
@@ -106,22 +140,54 @@ class SimExchange:
         if history is None:
             history = self._candles[symbol] = collections.deque(maxlen=_HISTORY)
         history.append(candle)  # converted to Bars only when fetched: this path runs per candle
-        if not self._stops:
-            return
-        stop = self._stops.get(symbol)
-        if stop is None:
-            return
-        if stop.side == "long" and candle.low <= stop.price:
-            fill = min(candle.open, stop.price)
-        elif stop.side == "short" and candle.high >= stop.price:
-            fill = max(candle.open, stop.price)
+        if self.funding is not None:
+            held = self._positions.get(symbol)
+            self.cash += self.funding.charge(
+                symbol, candle.ts_ns // 1_000_000, candle.close, (held.side, held.qty) if held else None
+            )
+        if self._stops or self._take_profits:
+            self._exits(symbol, candle)
+        if self._resting:
+            self._fill_resting(symbol, candle)
+
+    def _exits(self, symbol: str, candle: CandleClosed) -> None:
+        """Fill the stop or the take-profit this candle reached; the stop when it reached both."""
+        stop, profit = self._stops.get(symbol), self._take_profits.get(symbol)
+        if stop is not None and stop.side == "long" and candle.low <= stop.price:
+            exit_, fill = stop, min(candle.open, stop.price)
+        elif stop is not None and stop.side == "short" and candle.high >= stop.price:
+            exit_, fill = stop, max(candle.open, stop.price)
+        elif profit is not None and profit.side == "long" and candle.high >= profit.price:
+            exit_, fill = profit, max(candle.open, profit.price)
+        elif profit is not None and profit.side == "short" and candle.low <= profit.price:
+            exit_, fill = profit, min(candle.open, profit.price)
         else:
             return
-        del self._stops[symbol]
+        (self._stops if exit_ is stop else self._take_profits).pop(symbol)
         position = self._positions.get(symbol)
-        qty = min(stop.qty, position.qty) if position is not None else 0.0
+        qty = min(exit_.qty, position.qty) if position is not None else 0.0
         fee = self._reduce(symbol, qty, fill) if qty > 0 else 0.0
-        self._orders[stop.client_order_id] = self._filled(stop.client_order_id, stop.qty, qty, fill, fee)
+        self._orders[exit_.client_order_id] = self._filled(exit_.client_order_id, exit_.qty, qty, fill, fee)
+
+    def _fill_resting(self, symbol: str, candle: CandleClosed) -> None:
+        """Fill the resting limits of `symbol` this candle traded through (or touched), at their price or the open."""
+        touch = self.config.limit_fill == "touch"
+        for order in [o for o in self._resting.values() if o.symbol == symbol]:
+            if order.side == "buy":
+                reached = candle.low <= order.price if touch else candle.low < order.price
+                fill = min(candle.open, order.price)
+            else:
+                reached = candle.high >= order.price if touch else candle.high > order.price
+                fill = max(candle.open, order.price)
+            if not reached:
+                continue
+            del self._resting[order.client_order_id]
+            cid, now_ms = order.client_order_id, self.clock.now_ms()
+            result = self._execute(
+                symbol, order.side, order.qty, cid, order.reduce_only, now_ms, at_price=fill, maker=True
+            )
+            if not result.ok:  # no margin left for it, or nothing left to reduce: the venue cancels it
+                self._orders[cid] = msgspec.structs.replace(self._orders[cid], status="canceled")
 
     # -- faults ------------------------------------------------------------
 
@@ -165,6 +231,10 @@ class SimExchange:
         """Nothing is ever in flight here: a request that failed can no longer execute."""
         return 0
 
+    def configured_leverage(self, symbol: str) -> float:
+        """Every symbol trades at `sim.leverage` (entries are sized by it, see `handlers.sizing`)."""
+        return self.config.leverage
+
     async def place_market_order(
         self,
         symbol: str,
@@ -175,10 +245,12 @@ class SimExchange:
         reduce_only: bool = False,
         stop_price: float | None = None,
         stop_client_order_id: str = "",
+        take_profit_price: float | None = None,
     ) -> OrderResult:
         """Fill at the last price (see the module docstring) unless a fault says otherwise.
 
-        No stop rides on an entry here (`stop_price` is ignored): the kernel places it on the fill.
+        No exit rides on an entry here (`stop_price`, `take_profit_price` are ignored): the kernel
+        places them on the fill.
         """
         now_ms = self.clock.now_ms()
         if self._take(SimFault.NETWORK_DOWN) is not None:
@@ -197,7 +269,16 @@ class SimExchange:
         return result
 
     def _execute(
-        self, symbol: str, side: Side, qty: float, client_order_id: str, reduce_only: bool, now_ms: int
+        self,
+        symbol: str,
+        side: Side,
+        qty: float,
+        client_order_id: str,
+        reduce_only: bool,
+        now_ms: int,
+        *,
+        at_price: float | None = None,
+        maker: bool = False,
     ) -> OrderResult:
         last = self._last.get(symbol)
         if last is None:
@@ -206,8 +287,7 @@ class SimExchange:
             return self._refuse(ErrorKind.INVALID_ORDER, f"quantity must be positive, got {qty}", client_order_id, qty)
         if self._take(SimFault.INSUFFICIENT_FUNDS) is not None:
             return self._refuse(ErrorKind.INSUFFICIENT_FUNDS, "insufficient margin (injected)", client_order_id, qty)
-        slip = self.config.slippage_bps / 10_000
-        price = last.close * (1 + slip if side == "buy" else 1 - slip)
+        price = at_price if at_price is not None else market_fill_price(self.config, side, last)
         ratio = self._take(SimFault.PARTIAL_FILL)
         filled = qty * ratio if ratio is not None else qty
         position = self._positions.get(symbol)
@@ -220,10 +300,10 @@ class SimExchange:
         reduce = 0.0
         if closing and position is not None:
             reduce = min(filled, position.qty)
-            fee += self._reduce(symbol, reduce, price)
+            fee += self._reduce(symbol, reduce, price, maker=maker)
         filled_open = 0.0 if reduce_only else filled - reduce
         if filled_open > 0:
-            fee_open = filled_open * price * self.config.taker_fee
+            fee_open = filled_open * price * (self.config.maker_fee if maker else self.config.taker_fee)
             margin = filled_open * price / self.config.leverage
             if margin + fee_open > self.free_balance() + 1e-9:
                 return self._refuse(
@@ -244,15 +324,17 @@ class SimExchange:
                 held.qty = total
                 held.margin += margin
         result = self._filled(client_order_id, qty, reduce + filled_open, price, fee)
+        if at_price is None and price != last.close:  # a market fill: what slippage and spread cost it
+            result = msgspec.structs.replace(result, slippage=abs(price - last.close) * (reduce + filled_open))
         self._orders[client_order_id] = result
         return result
 
-    def _reduce(self, symbol: str, qty: float, price: float) -> float:
+    def _reduce(self, symbol: str, qty: float, price: float, *, maker: bool = False) -> float:
         """Close `qty` of the position at `price`; book PnL and fee; return the fee."""
         position = self._positions[symbol]
         move = price - position.entry_price
         pnl = qty * (move if position.side == "long" else -move)
-        fee = qty * price * self.config.taker_fee
+        fee = qty * price * (self.config.maker_fee if maker else self.config.taker_fee)
         self.cash += pnl - fee
         share = qty / position.qty
         position.margin -= position.margin * share
@@ -260,6 +342,10 @@ class SimExchange:
         if position.qty <= 1e-12:
             del self._positions[symbol]
             self._stops.pop(symbol, None)
+            profit = self._take_profits.pop(symbol, None)
+            if profit is not None:  # the other exit filled: one cancels the other
+                cid = profit.client_order_id
+                self._orders[cid] = msgspec.structs.replace(self._orders[cid], status="canceled")
         return fee
 
     def _filled(self, client_order_id: str, requested: float, filled: float, price: float, fee: float) -> OrderResult:
@@ -275,6 +361,82 @@ class SimExchange:
             fee=fee,
             timestamp_ms=self.clock.now_ms(),
         )
+
+    async def place_limit_order(
+        self,
+        symbol: str,
+        side: Side,
+        qty: float,
+        price: float,
+        *,
+        client_order_id: str,
+        time_in_force: TimeInForce = "gtc",
+        reduce_only: bool = False,
+        stop_price: float | None = None,
+        stop_client_order_id: str = "",
+        take_profit_price: float | None = None,
+    ) -> OrderResult:
+        """Fill what is marketable now, rest the rest (see the module docstring); exits never ride on it here."""
+        if self._take(SimFault.NETWORK_DOWN) is not None:
+            return self._refuse(ErrorKind.NETWORK, "network unreachable (injected)", client_order_id, qty)
+        if client_order_id in self._orders:
+            return self._refuse(
+                ErrorKind.INVALID_ORDER, f"duplicate client order id {client_order_id}", client_order_id, qty
+            )
+        last = self._last.get(symbol)
+        if last is None or not qty > 0 or not price > 0:
+            why = f"no market data for {symbol} yet" if last is None else f"limit {qty} at {price} is not an order"
+            return self._refuse(ErrorKind.INVALID_ORDER, why, client_order_id, qty)
+        if (side == "buy" and price >= last.close) or (side == "sell" and price <= last.close):
+            if time_in_force == "post_only":
+                return self._refuse(
+                    ErrorKind.INVALID_ORDER,
+                    f"post-only {side} at {price:g} would take liquidity (last {last.close:g})",
+                    client_order_id,
+                    qty,
+                )
+            fill = min(price, last.close) if side == "buy" else max(price, last.close)
+            return self._execute(symbol, side, qty, client_order_id, reduce_only, self.clock.now_ms(), at_price=fill)
+        status: OrderStatus = "canceled" if time_in_force == "ioc" else "open"
+        self._order_seq += 1
+        result = OrderResult.success(
+            client_order_id=client_order_id,
+            order_id=f"sim-{self._order_seq}",
+            status=status,
+            requested_qty=qty,
+            filled_qty=0.0,
+            avg_price=price,
+            timestamp_ms=self.clock.now_ms(),
+        )
+        self._orders[client_order_id] = result
+        if status == "open":
+            self._resting[client_order_id] = _Resting(client_order_id, symbol, side, qty, price, reduce_only)
+        return result
+
+    async def place_take_profit(
+        self, symbol: str, position_side: PositionSide, qty: float, price: float, *, client_order_id: str
+    ) -> OrderResult:
+        """Rest the take-profit of `symbol`'s position (one per symbol; a new one replaces it)."""
+        if self._take(SimFault.NETWORK_DOWN) is not None:
+            return self._refuse(ErrorKind.NETWORK, "network unreachable (injected)", client_order_id, qty)
+        if client_order_id in self._orders:
+            return self._refuse(
+                ErrorKind.INVALID_ORDER, f"duplicate client order id {client_order_id}", client_order_id, qty
+            )
+        # One the market already passed rests too and fills at the next open, as backtesting.py has it.
+        self._take_profits[symbol] = _Stop(client_order_id, position_side, qty, price)
+        self._order_seq += 1
+        result = OrderResult.success(
+            client_order_id=client_order_id,
+            order_id=f"sim-{self._order_seq}",
+            status="open",
+            requested_qty=qty,
+            filled_qty=0.0,
+            avg_price=price,
+            timestamp_ms=self.clock.now_ms(),
+        )
+        self._orders[client_order_id] = result
+        return result
 
     async def update_stop_loss(
         self, symbol: str, position_side: PositionSide, qty: float, stop_price: float, *, client_order_id: str
@@ -365,28 +527,48 @@ class SimExchange:
         return await self.fetch_order(symbol, client_order_id)
 
     async def fetch_open_orders(self, symbol: str) -> list[OpenOrder]:
-        """The resting stop of `symbol`, if any (market orders never rest)."""
-        stop = self._stops.get(symbol)
-        if stop is None:
-            return []
-        return [
+        """The resting stop, take-profit and limit orders of `symbol` (market orders never rest)."""
+        found = [
             OpenOrder(
                 symbol=symbol,
-                order_id=self._orders[stop.client_order_id].order_id,
-                client_order_id=stop.client_order_id,
-                side="sell" if stop.side == "long" else "buy",
-                qty=stop.qty,
-                stop_price=stop.price,
+                order_id=self._orders[exit_.client_order_id].order_id,
+                client_order_id=exit_.client_order_id,
+                side="sell" if exit_.side == "long" else "buy",
+                qty=exit_.qty,
+                stop_price=exit_.price,
                 reduce_only=True,
+                take_profit=exit_ is self._take_profits.get(symbol),
             )
+            for exit_ in (self._stops.get(symbol), self._take_profits.get(symbol))
+            if exit_ is not None
         ]
+        found += [
+            OpenOrder(
+                symbol=symbol,
+                order_id=self._orders[o.client_order_id].order_id,
+                client_order_id=o.client_order_id,
+                side=o.side,
+                qty=o.qty,
+                reduce_only=o.reduce_only,
+                price=o.price,
+            )
+            for o in self._resting.values()
+            if o.symbol == symbol
+        ]
+        return found
 
     async def cancel_order(self, symbol: str, order: OpenOrder) -> OrderResult:
-        """Cancel the resting stop `order`; ORDER_NOT_FOUND when it is not the one resting."""
-        stop = self._stops.get(symbol)
-        if stop is None or stop.client_order_id != order.client_order_id:
-            return self._refuse(ErrorKind.ORDER_NOT_FOUND, f"no open order {order.order_id}", order.client_order_id, 0)
-        return await self.cancel_stop_loss(symbol)
+        """Cancel the resting stop, take-profit or limit `order`; ORDER_NOT_FOUND when it is not resting."""
+        cid = order.client_order_id
+        stop, profit = self._stops.get(symbol), self._take_profits.get(symbol)
+        if stop is not None and stop.client_order_id == cid:
+            return await self.cancel_stop_loss(symbol)
+        if profit is not None and profit.client_order_id == cid:
+            del self._take_profits[symbol]
+        elif self._resting.pop(cid, None) is None:
+            return self._refuse(ErrorKind.ORDER_NOT_FOUND, f"no open order {order.order_id}", cid, 0)
+        self._orders[cid] = msgspec.structs.replace(self._orders[cid], status="canceled")
+        return self._orders[cid]
 
     def adopt_stop(self, symbol: str, order: OpenOrder | None) -> None:
         """The simulated book keeps one stop per symbol already: nothing to remember."""
@@ -406,6 +588,10 @@ class SimExchange:
         """Cash not locked as margin."""
         return self.cash - sum(p.margin for p in self._positions.values())
 
+    async def fetch_funding(self, symbol: str, since_ms: int) -> float:
+        """Funding `symbol` received after `since_ms` from `sim.funding_path`'s rates (0 without them)."""
+        return self.funding.received(symbol, since_ms) if self.funding is not None else 0.0
+
     async def fetch_balance(self) -> Balance:
         """Return free and total quote balance (total excludes unrealised PnL)."""
         return Balance(currency=self.config.quote_currency, free=self.free_balance(), total=self.cash)
@@ -422,5 +608,6 @@ class SimExchange:
     def __repr__(self) -> str:
         return (
             f"SimExchange(name={self._name!r}, cash={self.cash:.2f}, positions={len(self._positions)}, "
-            f"stops={len(self._stops)}, orders={len(self._orders)})"
+            f"stops={len(self._stops)}, take_profits={len(self._take_profits)}, resting={len(self._resting)}, "
+            f"orders={len(self._orders)})"
         )

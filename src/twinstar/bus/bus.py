@@ -88,12 +88,13 @@ def _describe(handler: object) -> str:
 class Subscription:
     """One handler subscribed to one event type, with its mailbox in live mode."""
 
-    __slots__ = ("_reserved", "_space_waiters", "_wake", "closed", "event_type", "fn", "items", "name")
+    __slots__ = ("_reserved", "_space_waiters", "_wake", "closed", "event_type", "fn", "items", "name", "series")
 
-    def __init__(self, event_type: type[Event], fn: HandlerFn, name: str) -> None:
+    def __init__(self, event_type: type[Event], fn: HandlerFn, name: str, series: tuple[str, str] | None) -> None:
         self.event_type = event_type
         self.fn = fn
         self.name = name
+        self.series = series  # (exchange, symbol): only that series' events, or None for all
         self.closed = False
         self.items: collections.deque[Event] = collections.deque()
         self._wake: asyncio.Future[None] | None = None
@@ -116,6 +117,7 @@ class Bus:
         self.mailbox_size: Final = mailbox_size
         self._subs: list[Subscription] = []
         self._routes: dict[type[Event], tuple[Subscription, ...]] = {}
+        self._per_series: set[type[Event]] = set()  # event types with a subscriber bound to one series
         self._task_group: anyio.abc.TaskGroup | None = None
         self._closed = False
         # live: events queued or being handled, over all mailboxes
@@ -133,12 +135,15 @@ class Bus:
         handler: Callable[[E], Awaitable[None] | None] | HasHandle[E],
         *,
         name: str | None = None,
+        series: tuple[str, str] | None = None,
     ) -> Subscription:
         """Deliver every event of `event_type` (or a subclass) to `handler`.
 
         `handler` is a callable or an object with a `handle` method; either is
         async, or returns None or an awaitable that the bus awaits. Subscribing
-        to `Event` receives everything (recorders do this).
+        to `Event` receives everything (recorders do this). `series`, an
+        (exchange, symbol) pair, delivers only the events of that series: a
+        handler per symbol is not woken for the other symbols' events.
         """
         fn: HandlerFn
         handle = getattr(handler, "handle", None)
@@ -148,7 +153,7 @@ class Bus:
             fn = handler
         else:
             raise TypeError(f"{handler!r} is neither callable nor an object with a handle() method")
-        sub = Subscription(event_type, fn, name or _describe(fn))
+        sub = Subscription(event_type, fn, name or _describe(fn), series)
         self._subs.append(sub)
         self._routes.clear()
         if self._task_group is not None and self.mode == "live":
@@ -169,6 +174,20 @@ class Bus:
     def _route(self, event_type: type[Event]) -> tuple[Subscription, ...]:
         subs = tuple(s for s in self._subs if issubclass(event_type, s.event_type))
         self._routes[event_type] = subs
+        if any(s.series is not None for s in subs):
+            self._per_series.add(event_type)
+        else:
+            self._per_series.discard(event_type)
+        return subs
+
+    def _subs_for(self, event: Event) -> tuple[Subscription, ...]:
+        """The subscribers `event` goes to, in subscription order."""
+        subs = self._routes.get(type(event))
+        if subs is None:
+            subs = self._route(type(event))
+        if type(event) in self._per_series:
+            series = (getattr(event, "exchange", None), getattr(event, "symbol", None))
+            subs = tuple(s for s in subs if s.series is None or s.series == series)
         return subs
 
     @property
@@ -209,9 +228,7 @@ class Bus:
             return
         if self._closed:
             raise BusClosedError(f"bus closed; cannot publish {type(event).__name__}")
-        subs = self._routes.get(type(event))
-        if subs is None:
-            subs = self._route(type(event))
+        subs = self._subs_for(event)
         if not subs:
             return
         # The outermost replay publish: async handlers are awaited right here, in place (this
@@ -242,6 +259,8 @@ class Bus:
         subs = self._routes.get(type(event))
         if subs is None:
             subs = self._route(type(event))
+        if type(event) in self._per_series:
+            subs = self._subs_for(event)
         if not subs:
             return None
         if not self._replay:
@@ -280,7 +299,7 @@ class Bus:
                 if not backlog:
                     break
                 event = backlog.popleft()
-                subs = self._routes.get(type(event)) or self._route(type(event))
+                subs = self._subs_for(event)
         except BaseException:
             self._finish_dispatch()
             raise
@@ -318,7 +337,7 @@ class Bus:
         backlog = self._backlog
         while backlog:
             event = backlog.popleft()
-            await self._run_subs(event, self._routes.get(type(event)) or self._route(type(event)))
+            await self._run_subs(event, self._subs_for(event))
 
     def _finish_dispatch(self) -> None:
         self._dispatching = False

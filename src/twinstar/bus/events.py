@@ -14,6 +14,9 @@ import msgspec
 
 Side: TypeAlias = Literal["buy", "sell"]
 PositionSide: TypeAlias = Literal["long", "short"]
+#: How an entry goes out; a limit's `TimeInForce` says what becomes of what does not fill at once.
+OrderType: TypeAlias = Literal["market", "limit"]
+TimeInForce: TypeAlias = Literal["gtc", "ioc", "post_only"]
 
 
 class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
@@ -154,11 +157,17 @@ class SignalFired(Event, frozen=True, kw_only=True, tag="signal_fired"):
     stop_price: float
     reason: str
     candle_open_time_ms: int
+    #: How the entry goes out (see `twinstar.orders`): at market, or a limit at `limit_price`.
+    order_type: OrderType = "market"
+    limit_price: float = 0.0
+    time_in_force: TimeInForce = "gtc"
+    #: A take-profit for the entry (0: none); with `stop_price` the exits form a bracket (one cancels the other).
+    take_profit_price: float = 0.0
 
 
 # --- execution --------------------------------------------------------------
 
-OrderIntent: TypeAlias = Literal["open", "close", "emergency_exit", "stop_loss"]
+OrderIntent: TypeAlias = Literal["open", "close", "emergency_exit", "stop_loss", "take_profit"]
 
 
 class OrderPlaced(Event, frozen=True, kw_only=True, tag="order_placed"):
@@ -180,6 +189,11 @@ class OrderPlaced(Event, frozen=True, kw_only=True, tag="order_placed"):
     #: An entry's stop-loss the venue took on the order itself (0: none): in force from the fill on.
     stop_price: float = 0.0
     stop_cid: str = ""  # the id that attached stop is listed under on the venue
+    #: An entry's take-profit the venue took on the order itself (0: none), one-cancels-the-other with its stop.
+    take_profit_price: float = 0.0
+    take_profit_cid: str = ""  # the id that attached take-profit is listed under on the venue
+    #: Simulated slippage and spread paid on the fill, in the quote currency (0 live: it is in `avg_price`).
+    slippage: float = 0.0
 
 
 class OrderFailed(Event, frozen=True, kw_only=True, tag="order_failed"):
@@ -221,6 +235,10 @@ class PositionClosed(Event, frozen=True, kw_only=True, tag="position_closed"):
     pnl: float
     fees: float
     reason: str
+    #: Funding of a perpetual received over the position's life (negative: paid); in `pnl` already.
+    funding: float = 0.0
+    #: Simulated slippage and spread of the entry's share and the exit, in the quote currency; in `pnl` already.
+    slippage: float = 0.0
 
 
 class SLUpdated(Event, frozen=True, kw_only=True, tag="sl_updated"):
@@ -265,7 +283,9 @@ class PositionReconciled(Event, frozen=True, kw_only=True, tag="position_reconci
     left unresolved by a crash, found by client id, never resent),
     ``closed_outside`` (flat on the exchange: stopped out or closed by hand),
     ``unreadable`` (the exchange's answer could not be understood: nothing
-    was changed, the position stays protected).
+    was changed, the position stays protected); at start, ``resting_found``
+    and ``take_profit_found`` (a limit entry or take-profit of ours resting,
+    `detail` its client id), then ``resting_cancelled`` or ``resting_adopted``.
     """
 
     exchange: str
@@ -301,6 +321,47 @@ class ReconciliationCompleted(Event, frozen=True, kw_only=True, tag="reconciliat
     symbols: int
     repairs: int
     failures: int
+
+
+# --- control ----------------------------------------------------------------
+# Commands from the operator (the control API) and the kill switch enter the kernel from
+# outside, so they are input events: a replay feeds them back and reproduces what they did.
+
+
+class EntriesPaused(Event, frozen=True, kw_only=True, tag="entries_paused"):
+    """New entries are paused; closes, stops and flattening go on."""
+
+    reason: str
+    source: str = "api"
+
+
+class EntriesResumed(Event, frozen=True, kw_only=True, tag="entries_resumed"):
+    """New entries may go again: clears a pause and every breached risk limit."""
+
+    source: str = "api"
+
+
+class FlattenRequested(Event, frozen=True, kw_only=True, tag="flatten_requested"):
+    """Close positions at market now; an empty `exchange` or `symbol` means every one."""
+
+    reason: str
+    exchange: str = ""
+    symbol: str = ""
+    source: str = "api"
+
+
+class RiskLimitBreached(Event, frozen=True, kw_only=True, tag="risk_limit_breached"):
+    """A `[risk]` limit was exceeded (`value` over `threshold`): new entries are blocked until resumed.
+
+    `limit` is one of notional_per_symbol, notional_total, daily_loss,
+    orders_per_minute, sl_update_failures.
+    """
+
+    limit: str
+    value: float
+    threshold: float
+    exchange: str = ""
+    symbol: str = ""
 
 
 # --- system -----------------------------------------------------------------
@@ -358,11 +419,15 @@ AnyEvent: TypeAlias = (
     | HandlerFailed
     | KernelStarted
     | KernelStopping
+    | EntriesPaused
+    | EntriesResumed
+    | FlattenRequested
+    | RiskLimitBreached
 )
 
 EVENT_TYPES: Final[tuple[type[Event], ...]] = typing.get_args(AnyEvent)
 
-# Events that enter the kernel from outside (market data). Replay feeds these
+# Events that enter the kernel from outside (market data, operator commands). Replay feeds these
 # back in; everything else in a stream is a decision the kernel makes again.
 INPUT_EVENT_TYPES: Final[tuple[type[Event], ...]] = (
     CandleClosed,
@@ -374,6 +439,10 @@ INPUT_EVENT_TYPES: Final[tuple[type[Event], ...]] = (
     FeedLagging,
     FeedGapDetected,
     FeedBackfilled,
+    EntriesPaused,
+    EntriesResumed,
+    FlattenRequested,
+    RiskLimitBreached,
 )
 
 _encoder: Final = msgspec.msgpack.Encoder()

@@ -21,7 +21,7 @@ from typing import Any, BinaryIO, Final
 import msgspec
 
 from twinstar.bus.bus import Bus
-from twinstar.bus.events import AnyEvent, Event
+from twinstar.bus.events import EVENT_TYPES, AnyEvent, Event
 
 log: Final = logging.getLogger("twinstar.record")
 
@@ -54,6 +54,8 @@ class Recorder:
 
     In live mode each event is handed to the OS as it comes (a crashed process
     loses nothing the OS got); in replay, writes are batched for speed.
+    Events of the `skip` types are left out: a backtest's candles, which its
+    stream names by file and digest instead of copying them.
     """
 
     def __init__(
@@ -63,6 +65,7 @@ class Recorder:
         config: dict[str, Any],
         meta: dict[str, str] | None = None,
         flush_bytes: int | None = None,
+        skip: tuple[type[Event], ...] = (),
     ) -> None:
         from twinstar import __version__
 
@@ -71,6 +74,7 @@ class Recorder:
             format_version=FORMAT_VERSION, twinstar_version=__version__, config=config, meta=meta or {}
         )
         self._flush_bytes = flush_bytes
+        self._skip = frozenset(skip)
         self._file: BinaryIO | None = None
         self._buffer = bytearray()
         self.events_written = 0
@@ -84,7 +88,16 @@ class Recorder:
         self._buffer += MAGIC
         self._append(_encoder.encode(self._header))
         self._flush()
-        bus.subscribe(Event, self.handle, name="Recorder")
+        if not self._skip:
+            bus.subscribe(Event, self.handle, name="Recorder")
+        elif bus.mode == "replay":
+            # One subscription per recorded type: a skipped event (a backtest's every candle) costs no call.
+            # Replay runs a type's subscribers in subscription order, so the order recorded is the same.
+            for event_type in EVENT_TYPES:
+                if event_type not in self._skip:
+                    bus.subscribe(event_type, self.handle, name="Recorder")
+        else:  # live mailboxes are per subscription: one, so events stay in publish order
+            bus.subscribe(Event, self._handle_unskipped, name="Recorder")
 
     def _append(self, payload: bytes) -> None:
         self._buffer += _LENGTH.pack(len(payload))
@@ -100,6 +113,10 @@ class Recorder:
         self.events_written += 1
         if len(buffer) > self._flush_bytes:  # type: ignore[operator]
             self._flush()
+
+    def _handle_unskipped(self, event: Event) -> None:
+        if type(event) not in self._skip:
+            self.handle(event)
 
     def _flush(self) -> None:
         if self._file is not None and self._buffer:

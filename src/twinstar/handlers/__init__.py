@@ -8,6 +8,7 @@ from typing import NamedTuple
 from twinstar.adapters.base import Exchange
 from twinstar.clock import Clock
 from twinstar.config import Config
+from twinstar.handlers.brackets import BracketHandler
 from twinstar.handlers.execution import ExecutionHandler
 from twinstar.handlers.journal import Journal
 from twinstar.handlers.position import PositionHandler
@@ -39,7 +40,8 @@ def build_trading(config: Config, clock: Clock, venues: Sequence[VenueTrading]) 
     venue's order-intent journal and each acting only on its own venue's events.
 
     Each exchange first when it is a component (the simulator moves its market
-    on each candle before anyone looks), then positions (stop fills are
+    on each candle before anyone looks), its bracket handler (a resting entry's
+    or take-profit's fill is published before positions look), then positions (stop fills are
     booked before a new signal is acted on), strategy, execution.
     """
     markets: list[Component] = []
@@ -50,6 +52,8 @@ def build_trading(config: Config, clock: Clock, venues: Sequence[VenueTrading]) 
             markets.append(venue.exchange)
         exchange, own_clock = venue.exchange, venue.clock
         journal = venue.journal if venue.journal is not None else Journal()
+        # A resting entry's fill is known before positions act on the candle.
+        markets.append(BracketHandler(exchange, own_clock, resting_on_restart=config.orders.resting_on_restart))
         positions.append(
             PositionHandler(
                 exchange,

@@ -37,7 +37,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
-from collections.abc import Awaitable, Sequence
+from collections.abc import Sequence
 from typing import Final, Literal
 
 import msgspec
@@ -46,12 +46,15 @@ from twinstar.adapters.base import ErrorKind, Exchange, ExchangeError, OrderResu
 from twinstar.bus.bus import Bus
 from twinstar.bus.events import (
     EmergencyExit,
+    EntriesPaused,
+    EntriesResumed,
     OrderFailed,
     OrderIntent,
     OrderPlaced,
     PositionClosed,
     PositionReconciled,
     PositionSide,
+    RiskLimitBreached,
     Side,
     SignalFired,
 )
@@ -59,10 +62,18 @@ from twinstar.clock import Clock
 from twinstar.config import ExecutionConfig, RiskConfig
 from twinstar.handlers.journal import Journal, Sent
 from twinstar.handlers.position import default_stop
+from twinstar.handlers.sizing import Sizer, venue_leverage
+from twinstar.orders.refusals import entry_refusal
 
 log: Final = logging.getLogger("twinstar.execution")
 
-_INTENT_CODE: Final[dict[OrderIntent, str]] = {"open": "o", "close": "c", "emergency_exit": "x", "stop_loss": "s"}
+_INTENT_CODE: Final[dict[OrderIntent, str]] = {
+    "open": "o",
+    "close": "c",
+    "emergency_exit": "x",
+    "stop_loss": "s",
+    "take_profit": "t",
+}
 
 
 @functools.cache
@@ -75,11 +86,17 @@ def client_order_id(strategy: str, symbol: str, candle_open_time_ms: int, intent
     return f"tw{_INTENT_CODE[intent]}-{_series_digest(strategy, symbol)}-{candle_open_time_ms:x}"
 
 
-def _journal_status(result: OrderResult) -> Literal["filled", "failed", "unknown"]:
+def _entry_price(signal: SignalFired) -> float:
+    """The price an entry is sized at: a limit's own price (it fills there or better), else the signal's."""
+    limit = signal.limit_price if signal.order_type == "limit" else 0.0
+    return limit if limit > 0 else signal.price
+
+
+def _journal_status(result: OrderResult, *, limit: bool = False) -> Literal["filled", "failed", "unknown", "resting"]:
     """What the journal keeps of a result: unknown (still to settle) unless the venue said for sure."""
     if result.ok:
         if result.status == "open":
-            return "unknown"  # a market order still open may fill yet
+            return "resting" if limit else "unknown"  # a market order still open may fill yet
         return "filled" if result.filled_qty > 0 else "failed"
     kind = result.error_kind
     return "unknown" if kind is None or kind.ambiguous else "failed"
@@ -112,6 +129,10 @@ class ExecutionHandler:
         self.orders_sent = 0
         self.position_reads = 0
         self._held: dict[str, Position | None] = {}  # what our own fills left, by symbol; absent: ask
+        self.sizer = Sizer(risk, self.symbols, venue_leverage(exchange, self.symbols))
+        self._entering: set[str] = set()  # symbols whose entry is on its way: they hold a position slot
+        self._resting: dict[str, str] = {}  # symbol -> client id of its resting limit entry: it holds a slot too
+        self.entries_blocked = ""  # why new entries wait (a pause, a breached risk limit); "" while they may go
 
     def attach(self, bus: Bus) -> None:
         """Subscribe to signals, and to what can change a position behind our back."""
@@ -121,15 +142,26 @@ class ExecutionHandler:
             # One mailbox per symbol: a backoff or a lookup for one symbol never holds another's orders
             # (live, each mailbox has its own task), while one symbol's orders stay strictly in order.
             for symbol in self.symbols:
-                bus.subscribe(SignalFired, functools.partial(self._for_symbol, symbol), name=f"{name}[{symbol}]")
+                series = (self.exchange.name, symbol)
+                bus.subscribe(SignalFired, self.handle, name=f"{name}[{symbol}]", series=series)
         else:
             bus.subscribe(SignalFired, self.handle, name=name)
         bus.subscribe(PositionClosed, self.on_position_closed, name=f"{name}.on_position_closed")
         bus.subscribe(PositionReconciled, self.forget_position, name=f"{name}.forget_position")
         bus.subscribe(EmergencyExit, self.forget_position, name=f"{name}.forget_position")
+        bus.subscribe(EntriesPaused, self.on_entry_gate, name=f"{name}.on_entry_gate")
+        bus.subscribe(EntriesResumed, self.on_entry_gate, name=f"{name}.on_entry_gate")
+        bus.subscribe(RiskLimitBreached, self.on_entry_gate, name=f"{name}.on_entry_gate")
 
-    def _for_symbol(self, symbol: str, signal: SignalFired) -> Awaitable[None] | None:
-        return self.handle(signal) if signal.symbol == symbol and signal.exchange == self.exchange.name else None
+    def on_entry_gate(self, event: EntriesPaused | EntriesResumed | RiskLimitBreached) -> None:
+        """A pause or a breached risk limit blocks new entries (closes still go); a resume lets them go again."""
+        match event:
+            case EntriesResumed():
+                self.entries_blocked = ""
+            case EntriesPaused():
+                self.entries_blocked = f"paused: {event.reason}"
+            case RiskLimitBreached():
+                self.entries_blocked = f"risk limit {event.limit} breached"
 
     def on_position_closed(self, event: PositionClosed) -> None:
         """A close we did not order (stop, emergency exit): our view is out of date."""
@@ -149,6 +181,17 @@ class ExecutionHandler:
         if self.journal.known(signal.exchange, signal.symbol, entry):
             # A restart re-deciding a candle already traded: the venue would take a filled order's id again.
             log.warning("signal on %s %s already acted on (%s): not sent again", signal.symbol, signal.side, entry)
+            return
+        refused = entry_refusal(
+            signal.side,
+            signal.price,
+            order_type=signal.order_type,
+            limit_price=signal.limit_price,
+            time_in_force=signal.time_in_force,
+            take_profit_price=signal.take_profit_price,
+        )
+        if refused is not None:  # before anything is sent, an opposite position's close included
+            await self._failed(signal, signal.side, "open", ErrorKind.INVALID_ORDER, refused, 0, entry)
             return
         for _ in range(2):
             known = signal.symbol in self._held
@@ -179,16 +222,31 @@ class ExecutionHandler:
                 return closed.error_kind is ErrorKind.INVALID_ORDER
             left = position.qty - closed.filled_qty
             self._held[signal.symbol] = msgspec.structs.replace(position, qty=left) if left > 1e-12 else None
-        qty = await self._entry_qty(signal)
+        if self.entries_blocked:
+            log.warning("no new entry on %s %s: %s", signal.symbol, signal.side, self.entries_blocked)
+            return False
+        qty = self._capped(await self._entry_qty(signal), _entry_price(signal))
         if qty > 0:
             opened = await self._order(signal, signal.side, qty, "open", reduce_only=False)
             if opened.ok and opened.filled_qty > 0:
                 self._held[signal.symbol] = Position(
                     symbol=signal.symbol, side=want, qty=opened.filled_qty, entry_price=opened.avg_price
                 )
+            elif opened.ok:
+                self._held.pop(signal.symbol, None)  # a resting limit: it may fill at any time
+                self._resting[signal.symbol] = opened.client_order_id
+        self._entering.discard(signal.symbol)  # `_held` (or asking the exchange) counts it from here on
         return False
 
+    def _capped(self, qty: float, price: float) -> float:
+        """At most `risk.max_notional_per_symbol` worth at `price` (0: no cap)."""
+        cap = self.risk.max_notional_per_symbol
+        return min(qty, cap / price) if cap > 0 and price > 0 else qty
+
     async def _entry_qty(self, signal: SignalFired) -> float:
+        """The entry's size by `risk` (see `handlers.sizing`); 0 when no slot is free or the balance is unknown."""
+        if not await self._room_for(signal):
+            return 0.0
         if self.risk.order_qty > 0:
             return self.risk.order_qty
         try:
@@ -196,7 +254,50 @@ class ExecutionHandler:
         except ExchangeError as exc:
             await self._failed(signal, signal.side, "open", exc.kind, f"cannot read balance: {exc.message}", 1)
             return 0.0
-        return balance.free * self.risk.position_fraction / signal.price if signal.price > 0 else 0.0
+        price = _entry_price(signal)
+        stop = signal.stop_price or default_stop(signal.side, price, self.risk.stop_loss_pct)
+        return self.sizer.qty(signal.symbol, balance, price, stop)
+
+    async def _room_for(self, signal: SignalFired) -> bool:
+        """Whether `risk.max_open_positions` leaves a slot for this entry; if so the slot is taken at once.
+
+        Symbols whose position this handler does not know are asked for (not
+        remembered: their own orders may be under way), so a position opened by
+        a stop-out's reversal or by hand counts too.
+        """
+        symbol = signal.symbol
+        if self.sizer.limits_positions:
+            others = 0
+            for other in self.symbols:
+                if other == symbol:
+                    continue
+                held = other in self._entering or self._held.get(other) is not None
+                if held or (other in self._resting and await self._still_resting(other)):
+                    others += 1
+                elif other not in self._held:
+                    try:
+                        self.position_reads += 1
+                        others += await self.exchange.fetch_position(other) is not None
+                    except ExchangeError as exc:
+                        message = f"cannot count open positions ({other}): {exc.message}"
+                        await self._failed(signal, signal.side, "open", exc.kind, message, 0)
+                        return False
+            if not self.sizer.has_room(others):
+                message = f"risk.max_open_positions ({self.sizer.slots}) reached: no entry sent"
+                await self._failed(signal, signal.side, "open", ErrorKind.INVALID_ORDER, message, 0)
+                return False
+        self._entering.add(symbol)  # no await since the count: no other symbol's entry slipped in between
+        return True
+
+    async def _still_resting(self, symbol: str) -> bool:
+        """Whether `symbol`'s resting limit entry still rests (unreadable: it does); one that ended is forgotten."""
+        found = await self.exchange.fetch_order(symbol, self._resting[symbol])
+        if not found.ok and found.error_kind is not ErrorKind.ORDER_NOT_FOUND:
+            return True
+        if found.ok and found.status in ("open", "partial"):
+            return True
+        self._resting.pop(symbol, None)  # filled (then a position, asked for next), cancelled or expired
+        return False
 
     async def _order(
         self, signal: SignalFired, side: Side, qty: float, intent: OrderIntent, *, reduce_only: bool
@@ -204,7 +305,8 @@ class ExecutionHandler:
         cid = client_order_id(signal.strategy, signal.symbol, signal.candle_open_time_ms, intent)
         stop: tuple[float, str] | None = None
         if intent == "open":
-            price = signal.stop_price or default_stop(side, signal.price, self.risk.stop_loss_pct)
+            reference = signal.limit_price if signal.order_type == "limit" else signal.price
+            price = signal.stop_price or default_stop(side, reference, self.risk.stop_loss_pct)
             if price > 0:
                 stop = (price, client_order_id(signal.strategy, signal.symbol, signal.candle_open_time_ms, "stop_loss"))
         intended = Sent(
@@ -217,8 +319,9 @@ class ExecutionHandler:
             reduce_only=reduce_only,
             sent_ms=0,
         )
-        result, attempts = await self._send_once(intended, stop)
-        self.journal.outcome(cid, _journal_status(result), result.filled_qty, result.avg_price)
+        result, attempts = await self._send_once(intended, stop, signal if intent == "open" else None)
+        limit = intent == "open" and signal.order_type == "limit"
+        self.journal.outcome(cid, _journal_status(result, limit=limit), result.filled_qty, result.avg_price)
         if result.ok:
             await self._placed(signal, side, intent, result, attempts)
             return result
@@ -227,10 +330,13 @@ class ExecutionHandler:
         await self._failed(signal, side, intent, kind, result.message, attempts, cid)
         return result
 
-    async def _send_once(self, intended: Sent, stop: tuple[float, str] | None) -> tuple[OrderResult, int]:
+    async def _send_once(
+        self, intended: Sent, stop: tuple[float, str] | None, entry: SignalFired | None = None
+    ) -> tuple[OrderResult, int]:
         """Send until the order is known placed or known failed; never twice on the book.
 
-        `stop` (price, client id) rides on the order where the venue takes one.
+        `stop` (price, client id) rides on the order where the venue takes one;
+        `entry` is the signal of an entry, whose order type and take-profit it says.
         """
         symbol, cid = intended.symbol, intended.cid
         rate_waits = list(self.execution.rate_limit_backoff_s)
@@ -243,15 +349,7 @@ class ExecutionHandler:
             window = self.exchange.request_expiry_ms
             expires_ms = sent_ms + window if window is not None else 0
             self.journal.sent(msgspec.structs.replace(intended, sent_ms=sent_ms, expires_ms=expires_ms))
-            result = await self.exchange.place_market_order(
-                symbol,
-                intended.side,
-                intended.qty,
-                client_order_id=cid,
-                reduce_only=intended.reduce_only,
-                stop_price=stop[0] if stop else None,
-                stop_client_order_id=stop[1] if stop else "",
-            )
+            result = await self._submit(intended, stop, entry)
             if result.ok:
                 return result, attempts
             kind = result.error_kind or ErrorKind.UNKNOWN
@@ -274,6 +372,32 @@ class ExecutionHandler:
             if not network_waits:
                 return result, attempts
             await self.clock.sleep(network_waits.pop(0))
+
+    async def _submit(self, intended: Sent, stop: tuple[float, str] | None, entry: SignalFired | None) -> OrderResult:
+        """One request: a limit where the entry asks for one, else a market order; exits ride along."""
+        profit = entry.take_profit_price or None if entry is not None else None
+        if entry is not None and entry.order_type == "limit":
+            return await self.exchange.place_limit_order(
+                intended.symbol,
+                intended.side,
+                intended.qty,
+                entry.limit_price,
+                client_order_id=intended.cid,
+                time_in_force=entry.time_in_force,
+                stop_price=stop[0] if stop else None,
+                stop_client_order_id=stop[1] if stop else "",
+                take_profit_price=profit,
+            )
+        return await self.exchange.place_market_order(
+            intended.symbol,
+            intended.side,
+            intended.qty,
+            client_order_id=intended.cid,
+            reduce_only=intended.reduce_only,
+            stop_price=stop[0] if stop else None,
+            stop_client_order_id=stop[1] if stop else "",
+            take_profit_price=profit,
+        )
 
     async def _look_up(self, symbol: str, cid: str, waits: list[float], expires_ms: int | None) -> OrderResult | None:
         """Find out whether `cid` reached the book; None means it surely did not and never will.
@@ -342,6 +466,9 @@ class ExecutionHandler:
                     partial=partial,
                     stop_price=result.stop_price,
                     stop_cid=result.stop_client_order_id,
+                    take_profit_price=result.take_profit_price,
+                    take_profit_cid=result.take_profit_client_order_id,
+                    slippage=result.slippage,
                 )
             )
 

@@ -52,10 +52,14 @@ class Sent(msgspec.Struct, frozen=True, kw_only=True, tag="sent"):
 
 
 class Outcome(msgspec.Struct, frozen=True, kw_only=True, tag="outcome"):
-    """What became of a sent order: filled (fully or in part) or never executed."""
+    """What became of a sent order: filled (fully or in part), never executed, or resting on the book.
+
+    A resting limit is settled as far as the journal goes: its client id is
+    never sent again, and the bracket handler follows it on the venue.
+    """
 
     cid: str
-    status: Literal["filled", "failed", "unknown"]
+    status: Literal["filled", "failed", "unknown", "resting"]
     filled_qty: float = 0.0
     avg_price: float = 0.0
 
@@ -204,7 +208,9 @@ class Journal:
         self.in_flight.add(record.cid)
         self.write(record)
 
-    def outcome(self, cid: str, status: Literal["filled", "failed", "unknown"], filled: float, price: float) -> None:
+    def outcome(
+        self, cid: str, status: Literal["filled", "failed", "unknown", "resting"], filled: float, price: float
+    ) -> None:
         """Record the venue's answer for `cid` ("unknown": given up looking; the reconciler settles it)."""
         self.in_flight.discard(cid)
         if status != "unknown":

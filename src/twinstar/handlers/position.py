@@ -42,6 +42,7 @@ import anyio
 import msgspec
 
 from twinstar.adapters.base import ErrorKind, Exchange, ExchangeError, OpenOrder, OrderResult
+from twinstar.adapters.margin import MarginVenue
 from twinstar.bus.bus import Bus
 from twinstar.bus.events import (
     CandleClosed,
@@ -49,6 +50,7 @@ from twinstar.bus.events import (
     FeedConnected,
     FeedDisconnected,
     FeedStopped,
+    FlattenRequested,
     OrderFailed,
     OrderPlaced,
     OrderUpdated,
@@ -64,8 +66,12 @@ from twinstar.bus.events import (
 )
 from twinstar.clock import Clock
 from twinstar.config import RiskConfig
+from twinstar.handlers.brackets import take_profit_cid
 from twinstar.handlers.journal import Flat, Journal, StopInForce
+from twinstar.handlers.leverage import settle_margin
 from twinstar.handlers.reconcile import STOP_PREFIX, Reconciler
+from twinstar.money.fees import FillFeeSource
+from twinstar.money.funding import FundingSource
 
 log: Final = logging.getLogger("twinstar.position")
 
@@ -96,6 +102,9 @@ class OpenPosition(msgspec.Struct):
     stop_seq: int = 0
     candles_since_check: int = 0
     last_price: float = 0.0  # the latest close seen while open: books a close found on the exchange
+    funded_ms: int = 0  # funding after this time (ms) is still to be booked: the open, then the last close
+    slippage: float = 0.0  # the entry's simulated slippage not yet booked (like `fees`)
+    take_profit_cid: str = ""  # the take-profit that may close it (attached, or the bracket handler's)
 
 
 class PositionHandler:
@@ -124,6 +133,7 @@ class PositionHandler:
         self.positions: dict[str, OpenPosition] = {}
         self.busy: set[str] = set()  # symbols whose fill or stop is being handled right now
         self._signal_stops: dict[str, float] = {}
+        self._signal_take_profits: dict[str, float] = {}
         self._bus: Bus | None = None
         self._defer_checks = False  # live: routine checks and trailing run after the candle's decisions (`run`)
         self._due: dict[str, tuple[CandleClosed | None, bool]] = {}  # symbol -> (latest candle, check the exchange)
@@ -131,6 +141,8 @@ class PositionHandler:
         self._reconcile_wanted: str = ""  # why a full reconciliation is due ("" when none)
         self._disconnected: set[tuple[str, str]] = set()
         self.reconciler = Reconciler(self)
+        self._funding = exchange if isinstance(exchange, FundingSource) else None
+        self._fill_fee_source = exchange if isinstance(exchange, FillFeeSource) else None
 
     def attach(self, bus: Bus) -> None:
         """Subscribe to candles, signals (for their stops), fills and what calls for reconciliation."""
@@ -142,6 +154,7 @@ class PositionHandler:
             bus.subscribe(PriceMoved, self.on_price_moved, name=f"{name}.on_price_moved")
         bus.subscribe(SignalFired, self.on_signal, name=f"{name}.on_signal")
         bus.subscribe(OrderPlaced, self.on_order, name=f"{name}.on_order")
+        bus.subscribe(FlattenRequested, self.on_flatten, name=f"{name}.on_flatten")
         if self._defer_checks:
             bus.subscribe(OrderUpdated, self.on_order_update, name=f"{name}.on_order_update")
             bus.subscribe(FeedDisconnected, self.on_feed_disconnected, name=f"{name}.on_feed_disconnected")
@@ -155,7 +168,10 @@ class PositionHandler:
         return self._defer_checks
 
     async def start(self) -> None:
-        """Reconcile with the exchange before the first candle can be traded."""
+        """Set and verify leverage and margin mode, then reconcile, before the first candle can be traded."""
+        if isinstance(self.exchange, MarginVenue):
+            for check in await settle_margin(self.exchange, self.symbols):
+                log.info("%s %s: %s", self.exchange.name, check.symbol, check.describe())
         await self.reconciler.reconcile("start")
 
     def request_reconciliation(self, trigger: str) -> None:
@@ -222,6 +238,7 @@ class PositionHandler:
         """Remember the stop a signal asked for; its entry fill arrives next."""
         if signal.exchange == self.exchange.name:
             self._signal_stops[signal.symbol] = signal.stop_price
+            self._signal_take_profits[signal.symbol] = signal.take_profit_price
 
     # -- fills -------------------------------------------------------------
 
@@ -241,6 +258,9 @@ class PositionHandler:
     async def _open(self, order: OrderPlaced) -> None:
         side: PositionSide = "long" if order.side == "buy" else "short"
         position = OpenPosition(order.exchange, order.symbol, side, order.filled_qty, order.avg_price, order.fee)
+        position.funded_ms, position.slippage = self.clock.now_ms(), order.slippage
+        if self._signal_take_profits.pop(order.symbol, 0.0) > 0 or order.take_profit_cid:
+            position.take_profit_cid = order.take_profit_cid or take_profit_cid(order.client_order_id)
         self.positions[order.symbol] = position
         await self._publish(
             PositionOpened(
@@ -258,6 +278,11 @@ class PositionHandler:
             await self._attached_stop(position, order)
         else:
             await self.protect(position, stop)
+        # Once protected: where the reply had no fees, its trades do. (Not for exits: the read would go out
+        # between a reversal's close and its entry.)
+        fee = await self._fill_fees(order)
+        if fee is not None and self.positions.get(order.symbol) is position:
+            position.fees = fee
 
     async def _attached_stop(self, position: OpenPosition, order: OrderPlaced) -> None:
         """The stop rode on the entry: in force since the fill, for what filled. Placing another would double it."""
@@ -294,21 +319,32 @@ class PositionHandler:
         if position is None:
             return
         qty = min(order.filled_qty, position.qty)
-        await self._book_close(position, qty, order.avg_price, order.fee, reason)
+        await self._book_close(position, qty, order.avg_price, order.fee, reason, slippage=order.slippage)
         if position.qty > 1e-12:
             await self.protect(position, position.stop_price)  # protect what is left, at its size
         elif self.exchange.supports_native_stop:
             await self.exchange.cancel_stop_loss(order.symbol)
 
-    async def _book_close(self, position: OpenPosition, qty: float, price: float, fee: float, reason: str) -> None:
-        """Realise `qty` at `price`; PnL includes the entry fee share and the exit fee."""
+    async def _book_close(
+        self, position: OpenPosition, qty: float, price: float, fee: float, reason: str, *, slippage: float = 0.0
+    ) -> None:
+        """Realise `qty` at `price`; PnL includes the entry fee share, the exit fee and the funding since the open.
+
+        `slippage` (the exit's) and the entry's share are reported beside the PnL, which holds them already.
+        """
+        funding = await self._funding_due(position)
+        if self.positions.get(position.symbol) is not position:
+            return  # booked meanwhile, by another path, while the venue was asked for funding
+        qty = min(qty, position.qty)
         share = qty / position.qty
         entry_fee = position.fees * share
         move = price - position.entry_price
         gross = qty * (move if position.side == "long" else -move)
         fees = entry_fee + fee
+        entry_slippage = position.slippage * share
         position.qty -= qty
         position.fees -= entry_fee
+        position.slippage -= entry_slippage
         if position.qty <= 1e-12:
             self.forget(position)
         await self._publish(
@@ -320,11 +356,34 @@ class PositionHandler:
                 qty=qty,
                 entry_price=position.entry_price,
                 exit_price=price,
-                pnl=gross - fees,
+                pnl=gross - fees + funding,
                 fees=fees,
                 reason=reason,
+                funding=funding,
+                slippage=entry_slippage + slippage,
             )
         )
+
+    async def _fill_fees(self, order: OrderPlaced) -> float | None:
+        """`order`'s fees read from its trades where the venue's reply lacks them (None: `order.fee` is right)."""
+        if self._fill_fee_source is None:
+            return None
+        try:
+            return await self._fill_fee_source.fetch_fill_fees(order.symbol, order.order_id)
+        except ExchangeError as exc:
+            log.warning("fees of %s %s unknown, booked as 0: %s", order.exchange, order.client_order_id, exc)
+            return None
+
+    async def _funding_due(self, position: OpenPosition) -> float:
+        """Funding `position` received since it opened or was last partly closed (0 where none is charged)."""
+        if self._funding is None:
+            return 0.0
+        since, position.funded_ms = position.funded_ms, self.clock.now_ms()
+        try:
+            return await self._funding.fetch_funding(position.symbol, since)
+        except ExchangeError as exc:
+            log.warning("funding of %s %s unknown, booked as 0: %s", position.exchange, position.symbol, exc)
+            return 0.0
 
     def forget(self, position: OpenPosition) -> None:
         """The position is gone: drop it, and tell the journal no stop should rest for it."""
@@ -442,6 +501,19 @@ class PositionHandler:
                 qty=position.qty,
             )
         )
+
+    async def on_flatten(self, request: FlattenRequested) -> None:
+        """Close this venue's positions (one symbol, or all) at market; a failed close goes on as an emergency exit."""
+        if request.exchange not in ("", self.exchange.name):
+            return
+        for position in [p for symbol, p in self.positions.items() if request.symbol in ("", symbol)]:
+            position.stop_seq += 1
+            result = await self.exchange.close_position(position.symbol, client_order_id=self._cid("x", position))
+            if not result.ok:
+                await self._emergency_exit(position, f"flatten ({request.reason}) failed: {result.message}")
+            elif self.positions.get(position.symbol) is position:
+                qty = min(result.filled_qty, position.qty)
+                await self._book_close(position, qty, result.avg_price, result.fee, "flatten")
 
     async def _emergency_exit(self, position: OpenPosition, reason: str) -> None:
         """Close at market; on failure try again on the clock until the position is flat or protected."""
@@ -640,6 +712,10 @@ class PositionHandler:
                 fill_price, fee, reason = found.avg_price, found.fee, "stop_loss"
             elif not found.ok and found.error_kind is not ErrorKind.ORDER_NOT_FOUND:
                 fill_price, reason = position.stop_price, "stop_loss"  # cannot tell: the stop is the likeliest cause
+        if reason == "closed_outside" and position.take_profit_cid:
+            found = await self.exchange.fetch_order(position.symbol, position.take_profit_cid)
+            if found.ok and found.filled_qty > 0:
+                fill_price, fee, reason = found.avg_price, found.fee, "take_profit"
         if self.positions.get(position.symbol) is position:  # not booked meanwhile by a fill event
             await self._book_close(position, position.qty, fill_price, fee, reason)
 
@@ -647,7 +723,7 @@ class PositionHandler:
         self, exchange: str, symbol: str, side: PositionSide, qty: float, entry_price: float, fees: float = 0.0
     ) -> OpenPosition:
         """Take a position found on the exchange into the handler's view."""
-        position = OpenPosition(exchange, symbol, side, qty, entry_price, fees)
+        position = OpenPosition(exchange, symbol, side, qty, entry_price, fees, funded_ms=self.clock.now_ms())
         self.positions[symbol] = position
         return position
 

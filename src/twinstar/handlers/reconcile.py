@@ -13,7 +13,12 @@ orders, and repairs what differs from the position handler's view:
   a stop attached to the entry) is adopted with it; a position with no stop gets one
   (`risk.on_unprotected = "protect"`) or is closed (`"close"`);
 * stops of ours that protect nothing, or that a newer stop replaced, are
-  cancelled;
+  cancelled; so are take-profits of ours (`TAKE_PROFIT_PREFIX`) with no
+  position to close;
+* at start, limit entries of ours found resting (`ENTRY_PREFIX`) and our
+  take-profits of an open position are reported (``resting_found``,
+  ``take_profit_found``): the bracket handler cancels or adopts them
+  (`orders.resting_on_restart`);
 * a position gone on the exchange is booked closed (by its stop's fill, or
   as closed outside the kernel); a size drift resizes the stop.
 
@@ -40,6 +45,9 @@ log: Final = logging.getLogger("twinstar.reconcile")
 
 #: Every stop this kernel places has a client id starting so: reconciliation knows its own by it.
 STOP_PREFIX: Final = "tws-"
+#: The same for entries and take-profits (see `handlers.execution.client_order_id`, `handlers.brackets`).
+ENTRY_PREFIX: Final = "two-"
+TAKE_PROFIT_PREFIX: Final = "twt-"
 #: A pending order on a venue without a receive window is given up after this long unseen.
 NO_WINDOW_GIVE_UP_MS: Final = 60_000
 #: Start-up reconciliation tries this often before trading starts anyway (the timer retries later).
@@ -135,6 +143,7 @@ class Reconciler:
         if handler.positions.get(symbol) is not local or journal.pending_for(name, symbol):
             raise _UnsettledError("the position changed while the exchange was read")
         ours = [o for o in orders if o.is_stop and (o.position_stop or o.client_order_id.startswith(STOP_PREFIX))]
+        repairs += await self._resting(symbol, orders, actual, start=wait_for_expiry)  # the start pass waits
         if actual is None:
             return repairs + await self._flat(symbol, local, ours)
         return repairs + await self._open(symbol, local, actual, ours)
@@ -321,6 +330,32 @@ class Reconciler:
         detail = f"synthetic stop at {local.stop_price:g}" if armed else "synthetic stop set at next close"
         await self.handler.reconciled(local, local.qty, local.qty, "protected", detail)
         return 1
+
+    async def _resting(self, symbol: str, orders: list[OpenOrder], actual: Position | None, *, start: bool) -> int:
+        """Cancel our take-profits with nothing to close; at start, report our resting entries and take-profits."""
+        repairs = 0
+        for order in orders:
+            cid = order.client_order_id
+            profit = order.take_profit and cid.startswith(TAKE_PROFIT_PREFIX)
+            guards = actual is not None and order.side == _closing_side(actual.side)
+            if profit and not guards:
+                repairs += await self._cancel_orphan(symbol, order, "no position to take profit on")
+            elif start and (profit or (cid.startswith(ENTRY_PREFIX) and not order.is_trigger)):
+                action = "take_profit_found" if profit else "resting_found"
+                await self.handler.publish(
+                    PositionReconciled(
+                        ts_ns=self.handler.clock.now_ns(),
+                        exchange=self._exchange_name,
+                        symbol=symbol,
+                        before=0.0,
+                        after=order.qty,
+                        action=action,
+                        side=order.side,
+                        stop_price=order.stop_price or order.price,
+                        detail=cid,
+                    )
+                )
+        return repairs
 
     async def _cancel_orphan(self, symbol: str, order: OpenOrder, why: str) -> int:
         handler, name = self.handler, self._exchange_name

@@ -19,17 +19,28 @@ from collections.abc import Awaitable, Callable
 from typing import NamedTuple, Protocol
 
 from twinstar.bus.bus import Bus
-from twinstar.bus.events import CandleClosed, Side, SignalFired
+from twinstar.bus.events import CandleClosed, OrderType, Side, SignalFired, TimeInForce
 from twinstar.clock import Clock
+from twinstar.handlers.user_strategy import checked_instance, is_user_strategy, load_strategy_class
 from twinstar.intervals import interval_ms
 
 
 class Signal(NamedTuple):
-    """What a strategy wants: a side, an optional stop (0: use the risk default), why."""
+    """What a strategy wants: a side, an optional stop (0: use the risk default), why, and how to enter.
+
+    By default the entry goes at market. `order_type="limit"` sends a limit at
+    `limit_price` (`time_in_force`: gtc rests, ioc cancels what does not fill
+    at once, post_only only ever adds to the book). `take_profit_price` > 0
+    adds a take-profit: with the stop, a bracket whose exits cancel each other.
+    """
 
     side: Side
     stop_price: float = 0.0
     reason: str = ""
+    order_type: OrderType = "market"
+    limit_price: float = 0.0
+    time_in_force: TimeInForce = "gtc"
+    take_profit_price: float = 0.0
 
 
 class Strategy(Protocol):
@@ -154,8 +165,22 @@ STRATEGIES: dict[str, StrategyFactory] = {"sma_cross": SmaCross, "atr_breakout":
 
 
 def make_strategy(name: str, params: dict[str, float | int | str | bool] | None = None) -> Strategy:
-    """Build a registered strategy; ValueError names the known ones or the bad parameter."""
+    """Build a registered strategy or a user's (``module:Class``, ``file.py:Class``); ValueError says what is wrong.
+
+    A user's class is checked by `twinstar.handlers.user_strategy`; the error names the known strategies,
+    the missing module, file or class, or the bad parameter.
+    """
     factory = STRATEGIES.get(name)
+    if factory is None and is_user_strategy(name):
+        try:
+            strategy = load_strategy_class(name)(**(params or {}))
+        except TypeError as exc:
+            raise ValueError(f"strategy {name}: {exc}") from None
+        except ValueError:
+            raise
+        except Exception as exc:  # the user's constructor raised: one line, no traceback
+            raise ValueError(f"strategy {name}: {type(exc).__name__}: {exc}") from None
+        return checked_instance(name, strategy)  # type: ignore[return-value]  # checked: name and on_candle
     if factory is None:
         raise ValueError(f"unknown strategy {name!r} (known: {', '.join(sorted(STRATEGIES))})")
     try:
@@ -224,6 +249,10 @@ class StrategyHandler:
                 stop_price=signal.stop_price,
                 reason=signal.reason,
                 candle_open_time_ms=candle.open_time_ms,
+                order_type=signal.order_type,
+                limit_price=signal.limit_price,
+                time_in_force=signal.time_in_force,
+                take_profit_price=signal.take_profit_price,
             )
         )
 

@@ -49,8 +49,9 @@ class Statistics(msgspec.Struct, frozen=True, kw_only=True):
     exposure_pct: float  # "Exposure Time [%]": share of bars from each trade's entry bar to its exit bar
     gross_pnl: float
     fees: float  # "Commissions [$]": every fee of every trade, entry and exit
-    funding: float  # funding payments of perpetuals; 0 where the run charges none
+    funding: float  # funding of perpetuals received (negative: paid), in net PnL; 0 where none is charged
     net_pnl: float
+    slippage: float = 0.0  # simulated slippage and spread paid (in the fill prices, so in gross PnL already)
 
     def rows(self) -> list[tuple[str, str]]:
         """Label/value pairs for a summary table."""
@@ -61,6 +62,7 @@ class Statistics(msgspec.Struct, frozen=True, kw_only=True):
             ("gross PnL", f"{self.gross_pnl:,.2f}"),
             ("fees", f"{self.fees:,.2f}"),
             ("funding", f"{self.funding:,.2f}"),
+            ("slippage (in the prices)", f"{self.slippage:,.2f}"),
             ("net PnL", f"{self.net_pnl:,.2f}"),
             ("return", _pct(self.return_pct)),
             ("annual return", _pct(self.annual_return_pct)),
@@ -208,6 +210,8 @@ def compute_statistics(curve: pl.DataFrame, trades: pl.DataFrame, *, initial_equ
     count = trades.height
     wins, losses = float(returns.filter(returns > 0).sum()), abs(float(returns.filter(returns < 0).sum()))
     fees = float(trades["fees"].sum())
+    funding = float(trades["funding"].sum()) if "funding" in trades.columns else 0.0
+    slippage = float(trades["slippage"].sum()) if "slippage" in trades.columns else 0.0
     net = float(pnl.sum())
     final = float(equity[-1])
     return Statistics(
@@ -234,8 +238,9 @@ def compute_statistics(curve: pl.DataFrame, trades: pl.DataFrame, *, initial_equ
         profit_factor=wins / losses if losses else None,
         expectancy_pct=100 * float(returns.mean()) if count else None,  # type: ignore[arg-type]
         exposure_pct=_exposure(bars, trade_bars(curve, trades)),
-        gross_pnl=net + fees,
+        gross_pnl=net + fees - funding,
         fees=fees,
-        funding=0.0,
+        funding=funding,
+        slippage=slippage,
         net_pnl=net,
     )

@@ -30,6 +30,8 @@ TRADE_SCHEMA: Final[dict[str, pl.DataType | type[pl.DataType]]] = {
     "stop_price": pl.Float64,
     "exit_reason": pl.String,
     "fees": pl.Float64,
+    "funding": pl.Float64,  # received over the trade (negative: paid), perpetuals only; in `pnl` already
+    "slippage": pl.Float64,  # simulated slippage and spread paid, entry and exit; in `pnl` already
     "pnl": pl.Float64,
     "return_pct": pl.Float64,
 }
@@ -93,7 +95,8 @@ class TradeBook:
         if reason == "stop" and holding is not None and holding.stop != holding.first_stop:
             reason = "trailing_stop"
         row = _row(key, event.side, event.qty, entry_ns, event.ts_ns, event.entry_price, event.exit_price)
-        self.rows.append(row | {"stop_price": stop, "exit_reason": reason, "fees": event.fees, "pnl": event.pnl})
+        booked = {"fees": event.fees, "funding": event.funding, "slippage": event.slippage, "pnl": event.pnl}
+        self.rows.append(row | {"stop_price": stop, "exit_reason": reason} | booked)
         if holding is not None:
             left = holding.qty - event.qty
             if left <= 1e-12:
@@ -115,6 +118,7 @@ class TradeBook:
             gross = holding.qty * (move if holding.side == "long" else -move)
             row = _row(key, holding.side, holding.qty, holding.entry_ns, exit_ns, holding.entry_price, price)
             end = {"stop_price": holding.stop, "exit_reason": "end_of_data", "fees": holding.entry_fee}
+            end |= {"funding": 0.0, "slippage": 0.0}
             rows.append(row | end | {"pnl": gross - holding.entry_fee})
         frame = pl.DataFrame(rows, schema={k: v for k, v in TRADE_SCHEMA.items() if k != "return_pct"}, orient="row")
         # backtesting.py's ReturnPct: the net PnL over the entry value.

@@ -31,10 +31,11 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 from aiohttp import web
 
+from twinstar.testing.klines import aggregate, page
 from twinstar.testing.loopback import Loopback, Stream, apply_fill, bounded_append, evict_closed, on_grid, serve
 
 # Real instruments (see data/PROVENANCE.md), keyed by symbol.
@@ -43,6 +44,12 @@ INSTRUMENTS: Final[dict[str, dict[str, Any]]] = {
 }
 OPEN_STATES: Final = ("New", "PartiallyFilled", "Untriggered")
 PUBLIC_PREFIX: Final = "/v5/market/"
+KLINE_MINUTES: Final[dict[str, float]] = {  # Bybit's kline intervals, length in minutes (a month as 30 days)
+    **{str(m): m for m in (1, 3, 5, 15, 30, 60, 120, 240, 360, 720)},
+    "D": 1_440,
+    "W": 10_080,
+    "M": 43_200,
+}
 LEVERAGE: Final = 10  # the account's leverage on every symbol: margin = notional / LEVERAGE
 PRIVATE_TOPICS: Final = ("order", "execution", "position", "wallet")
 HEX64: Final = re.compile(r"^[0-9a-f]{64}$")
@@ -52,6 +59,11 @@ STOP_KINDS: Final = {  # (take profit?, partial?) -> (stopOrderType, createType)
     (False, True): ("PartialStopLoss", "CreateByPartialStopLoss"),
     (True, True): ("PartialTakeProfit", "CreateByPartialTakeProfit"),
 }
+
+
+def _decimal_text(value: Any) -> str:
+    """A kline value as Bybit writes it: the text as given, an aggregated float without exponent."""
+    return f"{Decimal(repr(value)):f}" if isinstance(value, float) else str(value)
 
 
 def _json(payload: dict[str, Any]) -> web.Response:
@@ -89,6 +101,7 @@ class BybitVenue(Loopback):
     trading_stops: list[dict[str, Any]] = field(default_factory=list)  # every /v5/position/trading-stop body
     executions: list[dict[str, Any]] = field(default_factory=list)  # every fill, as /v5/execution/list shows it
     klines: list[list[Any]] = field(default_factory=list)  # [start_ms, open, high, low, close, volume, turnover]
+    kline_interval: str = ""  # Bybit's name of the interval `klines` are at ("1", "60", "D"); "": any asked
     price: float = 30_000.0  # last traded price of every symbol without its own entry in `prices`
     prices: dict[str, float] = field(default_factory=dict)  # symbol -> last traded price
     balance: float = 10_000.0  # USDT wallet balance: realized PnL and fees go into it
@@ -96,6 +109,8 @@ class BybitVenue(Loopback):
     entry_prices: dict[str, float] = field(default_factory=dict)  # symbol -> average entry price
     realized: dict[str, float] = field(default_factory=dict)  # symbol -> cumulative realized PnL
     position_tpsl: dict[str, dict[str, str]] = field(default_factory=dict)  # symbol -> Full-mode stopLoss/takeProfit
+    leverages: dict[str, str] = field(default_factory=dict)  # symbol -> leverage as set (LEVERAGE where unset)
+    margin_mode: str = "REGULAR_MARGIN"  # the unified account's mode: REGULAR_MARGIN (cross) or ISOLATED_MARGIN
     taker_fee: float = 0.00055  # Bybit's non-VIP derivatives taker rate
     maker_fee: float = 0.0002
     api_keys: dict[str, str] = field(default_factory=dict)  # key -> secret; set: only these keys, signatures checked
@@ -202,6 +217,8 @@ class BybitVenue(Loopback):
             ("GET", "/v5/execution/list"): self._execution_list,
             ("GET", "/v5/position/list"): self._positions,
             ("POST", "/v5/position/trading-stop"): self._trading_stop,
+            ("POST", "/v5/position/set-leverage"): self._set_leverage,
+            ("POST", "/v5/account/set-margin-mode"): self._set_margin_mode,
             ("GET", "/v5/account/wallet-balance"): self._wallet,
             ("GET", "/v5/user/query-api"): self._api_key,
             ("GET", "/v5/account/info"): self._account,
@@ -245,14 +262,28 @@ class BybitVenue(Loopback):
         return web.Response(text="404 page not found", status=404)
 
     def _kline(self, symbol: str, query: Any) -> web.Response:
+        """GET /v5/market/kline: start, end, limit (default 200, max 1000), the interval; newest first, as Bybit."""
         if symbol not in INSTRUMENTS:
             return _json(self._error(10001, "Not supported symbols"))
-        start, end = int(query.get("start", 0)), int(query.get("end", 2**62))
-        limit = min(int(query.get("limit", 200)), 1000)
-        rows = sorted((r for r in self.klines if start <= int(r[0]) <= end), key=lambda r: -int(r[0]))
-        if "start" in query and "end" not in query:  # from `start` on: the oldest `limit` candles after it
-            rows = rows[-limit:]
-        listed = [[str(r[0]), *(str(v) for v in r[1:])] for r in rows[:limit]]
+        interval = query.get("interval", "")
+        if interval not in KLINE_MINUTES:
+            return _json(self._error(10001, "Invalid period!"))
+        try:
+            start, end = (int(query[name]) if name in query else None for name in ("start", "end"))
+            limit = min(max(int(query.get("limit", 200)), 1), 1000)
+        except ValueError:
+            return _json(self._error(10001, "params error"))
+        length = round(KLINE_MINUTES[interval] * 60_000)
+        rows: list[list[Any]] = self.klines
+        if self.kline_interval and interval != self.kline_interval:
+            base = round(KLINE_MINUTES[self.kline_interval] * 60_000)
+            # Finer, unaligned or calendar (W, M) candles than the ones kept: this venue has none.
+            aligned = base < length <= 86_400_000 and length % base == 0
+            rows = aggregate(self.klines, length, sums=(6,)) if aligned else []
+        # With `end`, Bybit pages back from it; from `start` alone, forward; the candle holding `start` counts.
+        keep: Literal["first", "last"] = "first" if start is not None and end is None else "last"
+        chosen = page(rows, start_ms=start, end_ms=end, limit=limit, keep=keep, reach_ms=length)
+        listed = [[str(int(r[0])), *(_decimal_text(v) for v in r[1:])] for r in reversed(chosen)]
         return self._ok({"category": query.get("category", "linear"), "symbol": symbol, "list": listed})
 
     # -- validation --------------------------------------------------------------
@@ -443,7 +474,8 @@ class BybitVenue(Loopback):
         """An active order meets the book: a market or marketable limit fills, a limit rests (or IOC/FOK ends)."""
         if order["orderType"] == "Market" or self._limit_crossed(order, price):
             if order["orderType"] == "Limit" and order["timeInForce"] == "PostOnly":
-                self._end(order, "Cancelled", "CancelByUser", frames)  # it would have taken liquidity
+                order["rejectReason"] = "EC_PostOnlyWillTakeLiquidity"  # Bybit's reason for this cancel
+                self._end(order, "Cancelled", "CancelByUser", frames)
                 return
             self._fill(order, Decimal(order["leavesQty"]), price, frames, maker=False)
         elif order["timeInForce"] in ("IOC", "FOK"):
@@ -675,7 +707,7 @@ class BybitVenue(Loopback):
         found = [
             e
             for e in self.executions
-            if all(not params.get(k) or e[k] == params[k] for k in ("symbol", "orderId", "orderLinkId"))
+            if all(not params.get(k) or e.get(k) == params[k] for k in ("symbol", "orderId", "orderLinkId", "execType"))
         ]
         return {"category": "linear", "list": [dict(e) for e in found[::-1]], "nextPageCursor": ""}
 
@@ -766,6 +798,33 @@ class BybitVenue(Loopback):
         frames.append(("position", self._position(symbol)))
         return {}
 
+    def _set_leverage(self, body: dict[str, Any], _: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
+        """One-way mode: buy and sell leverage alike, within the instrument's filter; the same again is 110043."""
+        instrument = self._instrument(body)
+        buy, sell = str(body.get("buyLeverage", "")), str(body.get("sellLeverage", ""))
+        limits = instrument["leverageFilter"]
+        try:
+            level = Decimal(buy)
+        except ArithmeticError:
+            raise RejectedError(10001, f"params error: buyLeverage {buy!r}") from None
+        if buy != sell:
+            raise RejectedError(10001, "params error: buyLeverage must equal sellLeverage in one-way mode")
+        if not Decimal(limits["minLeverage"]) <= level <= Decimal(limits["maxLeverage"]):
+            raise RejectedError(10001, f"leverage {buy} is out of [{limits['minLeverage']}, {limits['maxLeverage']}]")
+        symbol = str(body["symbol"])
+        if Decimal(self.leverages.get(symbol, str(LEVERAGE))) == level:
+            raise RejectedError(110043, "Set leverage not modified")
+        self.leverages[symbol] = _num(level)
+        return {}
+
+    def _set_margin_mode(self, body: dict[str, Any], _: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
+        """A unified account's mode, for all its positions at once."""
+        mode = body.get("setMarginMode")
+        if mode not in ("REGULAR_MARGIN", "ISOLATED_MARGIN", "PORTFOLIO_MARGIN"):
+            raise RejectedError(10001, f"params error: setMarginMode {mode!r}")
+        self.margin_mode = str(mode)
+        return {"reasons": []}
+
     def _positions(self, params: dict[str, Any], _: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
         category, symbol = params.get("category"), params.get("symbol")
         if category == "inverse":  # this account holds no inverse contracts
@@ -799,7 +858,7 @@ class BybitVenue(Loopback):
             "tradeMode": 0,
             "autoAddMargin": 0,
             "positionStatus": "Normal",
-            "leverage": str(LEVERAGE),
+            "leverage": self.leverages.get(symbol, str(LEVERAGE)),
             "markPrice": _num(last),
             "liqPrice": "",
             "bustPrice": "",
@@ -899,7 +958,7 @@ class BybitVenue(Loopback):
     def _account(self, _: dict[str, Any], __: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
         return {
             "unifiedMarginStatus": 6,  # UTA 2.0 Pro
-            "marginMode": "REGULAR_MARGIN",
+            "marginMode": self.margin_mode,
             "isMasterTrader": False,
             "spotHedgingStatus": "OFF",
             "updatedTime": "1697078946000",

@@ -68,8 +68,10 @@ from twinstar.bus.events import (
 )
 from twinstar.bus.events import Event as BusEvent
 from twinstar.handlers.strategy import STRATEGIES, Signal
+from twinstar.heap import settle_heap
 
 SECOND_MS: Final = 1_000
+RSS_EVERY_S: Final = 30.0
 INTERVAL: Final = "1s"
 BINANCE: Final = "binanceusdm"
 BYBIT: Final = "bybit"
@@ -160,7 +162,7 @@ class _Server:
 
 class _VenueSide:
     def __init__(self, plan: SoakPlan) -> None:
-        from twinstar.testing.bybit_venue import INSTRUMENTS, BybitVenue
+        from twinstar.testing.bybit_venue import INSTRUMENTS, KLINE_MINUTES, BybitVenue
         from twinstar.testing.venue import Venue
 
         self.plan = plan
@@ -169,6 +171,7 @@ class _VenueSide:
         self.binance.exchange_info = _binance_listing(plan.binance)
         self.binance.live_klines_ms = SECOND_MS
         btc = INSTRUMENTS["BTCUSDT"]
+        KLINE_MINUTES[INTERVAL] = 1 / 60  # Bybit has no one-second klines; the compressed day's loopback does
         INSTRUMENTS.clear()  # this process is the venues' alone
         INSTRUMENTS.update(
             {f"S{i}USDT": {**btc, "symbol": f"S{i}USDT", "baseCoin": f"S{i}"} for i in range(plan.bybit)}
@@ -353,6 +356,7 @@ class _VenueSide:
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
         ports = {BINANCE: self.binance.port, BYBIT: self.bybit.port, "control": runner.addresses[0][1]}
+        settle_heap()  # the venues stamp arrivals: their own collector must not add to the latency measured
         temp = ready.with_suffix(".tmp")
         temp.write_text(json.dumps(ports))
         temp.rename(ready)
@@ -538,6 +542,7 @@ class SoakReport:
     lag_samples: int = 0
     rss_start_mb: float = 0.0
     rss_end_mb: float = 0.0
+    rss_every_mb: list[float] = field(default_factory=list)  # sampled every RSS_EVERY_S over the window
     latency_us: dict[str, dict[str, float]] = field(default_factory=dict)  # venue -> p50/p99/max/n/missed
     injected: Counter[str] = field(default_factory=Counter)
     injected_total: int = 0
@@ -601,6 +606,7 @@ class SoakReport:
             f"max {self.lag_max_ms:.2f} ms  ({self.lag_samples:,} samples)",
             f"  resident memory    {self.rss_start_mb:.1f} MB -> {self.rss_end_mb:.1f} MB "
             f"({self.rss_growth_pct:+.1f}%)",
+            f"  memory every {RSS_EVERY_S:.0f} s   " + " ".join(f"{mb:.0f}" for mb in self.rss_every_mb) + " MB",
         ]
         for venue, figures in self.latency_us.items():
             lines.append(
@@ -723,7 +729,17 @@ async def _drive(
             t0_ms = int((await reply.json())["t0_ms"])
         probe.reset()
         report.rss_start_mb = rss_mb()
-        await _until(settled, plan.duration_s + plan.settle_s + 60, "the end of the window")
+
+        async def sample_memory() -> None:  # a leak grows steadily; caches filling up flatten out
+            while True:
+                await asyncio.sleep(RSS_EVERY_S)
+                report.rss_every_mb.append(rss_mb())
+
+        sampler = asyncio.ensure_future(sample_memory())
+        try:
+            await _until(settled, plan.duration_s + plan.settle_s + 60, "the end of the window")
+        finally:
+            sampler.cancel()
         report.rss_end_mb = rss_mb()
         report.lag_p50_ms, report.lag_p99_ms = probe.percentile_ms(50), probe.percentile_ms(99)
         report.lag_max_ms, report.lag_samples = probe.max_ms, probe.samples
@@ -760,6 +776,7 @@ async def run_soak(plan: SoakPlan, work: Path, *, say: Any = None) -> SoakReport
         config, clock, parts, storage = _components(plan, ports, work)
         tap, probe = SoakTap(), LagProbe()
         async with Kernel(config, clock=clock, components=[tap, probe, *parts]) as kernel:
+            settle_heap()  # as `twinstar run` does once a live kernel has started
             t0_ms = await _drive(plan, report, control, kernel, tap, probe, say)
         found = await _ask(control, "/report")
         (work / "venues-report.json").write_text(json.dumps(found))

@@ -24,7 +24,7 @@ import json
 import re
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -34,6 +34,8 @@ from urllib.parse import parse_qsl
 
 from aiohttp import web
 
+from twinstar.intervals import interval_ms
+from twinstar.testing.klines import aggregate, page
 from twinstar.testing.loopback import (
     Failure,
     Loopback,
@@ -52,7 +54,11 @@ INFO = (Path(__file__).parent / "data" / "binance_usdm_exchange_info.json").read
 OPEN: Final = ("NEW", "PARTIALLY_FILLED")
 ALGO_OPEN: Final = ("NEW",)
 CONDITIONAL: Final = ("STOP", "STOP_MARKET", "TAKE_PROFIT", "TAKE_PROFIT_MARKET", "TRAILING_STOP_MARKET")
-PUBLIC: Final = ("exchangeInfo", "time", "klines", "ping", "ticker/price")
+PUBLIC: Final = ("exchangeInfo", "time", "klines", "ping", "ticker/price", "ticker/24hr")
+# Binance's kline intervals; "1s" is spot's, kept because the trade-candle feed's backfill asks for it.
+KLINE_INTERVALS: Final = frozenset(
+    ("1s", "1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d", "3d", "1w", "1M")
+)
 LISTEN_KEY_TTL_MS: Final = 60 * 60 * 1000  # Binance: a listen key lives 60 minutes after its last keepalive
 CLIENT_ID: Final = re.compile(r"^[.A-Z:/a-z0-9_-]{1,36}$")  # Binance's newClientOrderId rule
 # Where each id sequence starts: algo ids live in their own, far larger range on Binance (e.g. 4000001781169737).
@@ -156,11 +162,15 @@ class Venue(Loopback):
     entry_prices: dict[str, float] = field(default_factory=dict)  # symbol id -> average entry price
     realized: dict[str, float] = field(default_factory=dict)  # symbol id -> accumulated realized PnL
     leverage: dict[str, int] = field(default_factory=dict)  # symbol id -> leverage (Binance's default is 20)
+    margin_types: dict[str, str] = field(default_factory=dict)  # symbol id -> "ISOLATED" or "CROSSED" (default)
+    incomes: list[dict[str, Any]] = field(default_factory=list)  # /fapi/v1/income rows (funding fees), oldest first
     taker_fee: float = 0.0005  # USD-M regular-tier taker commission
     maker_fee: float = 0.0002
+    commission_asset: str = "USDT"  # e.g. "BNB" (or "ETH": one listed here): fees charged in it, at its last price
     api_keys: dict[str, str] = field(default_factory=dict)  # key -> secret; set: only these keys, signatures checked
     listen_keys: dict[str, int] = field(default_factory=dict)  # listen key -> expiry (venue ms)
     live_klines_ms: int = 0  # > 0: serve klines of this length up to now, closes zigzagging
+    kline_interval: str = ""  # the interval `klines` are at (longer ones are aggregated); "": any asked
     subscriptions: list[str] = field(default_factory=list)  # every stream name ever subscribed, in order
     order_arrivals_ns: list[int] = field(default_factory=list)  # perf_counter_ns of each order request
     fill_ratio: float = 1.0  # < 1: opening market orders fill only this share (the rest expires)
@@ -290,6 +300,9 @@ class Venue(Loopback):
             ("DELETE", "/fapi/v1/algoOpenOrders"): self._cancel_all_algos,
             ("GET", "/fapi/v1/userTrades"): self._user_trades,
             ("POST", "/fapi/v1/leverage"): self._set_leverage,
+            ("POST", "/fapi/v1/marginType"): self._set_margin_type,
+            ("GET", "/fapi/v1/symbolConfig"): self._symbol_config,
+            ("GET", "/fapi/v1/income"): self._income,
             ("GET", "/fapi/v1/leverageBracket"): self._brackets,
             ("GET", "/fapi/v1/positionSide/dual"): lambda _p, _f: {"dualSidePosition": False},
             ("GET", "/fapi/v2/account"): self._account,
@@ -336,12 +349,21 @@ class Venue(Loopback):
             await asyncio.sleep(self.time_reply_delay_s)
             return web.json_response({"serverTime": stamped})
         if endpoint == "klines":
-            return web.json_response(self._live_klines(request) if self.live_klines_ms else self.klines)
+            return web.json_response(self._live_klines(request) if self.live_klines_ms else self._klines(request.query))
         if endpoint == "ticker/price":
             symbol = request.query.get("symbol", "")
             if symbol not in self.rules:
                 raise RefusalError(-1121, "Invalid symbol.")
             return web.json_response({"symbol": symbol, "price": str(self.last(symbol)), "time": self.now_ms()})
+        if endpoint == "ticker/24hr":  # ccxt's fetch_ticker: the last price is what the kernel reads
+            symbol = request.query.get("symbol", "")
+            if symbol not in self.rules:
+                raise RefusalError(-1121, "Invalid symbol.")
+            last, now = str(self.last(symbol)), self.now_ms()
+            return web.json_response(
+                {"symbol": symbol, "lastPrice": last, "openPrice": last, "highPrice": last, "lowPrice": last}
+                | {"volume": "0", "quoteVolume": "0", "openTime": now - 86_400_000, "closeTime": now, "count": 0}
+            )
         return web.json_response({})  # ping
 
     def _live_klines(self, request: web.Request) -> list[list[Any]]:
@@ -358,6 +380,27 @@ class Venue(Loopback):
             high, low, open_, end = f"{close + 20}", f"{close - 20}", f"{close - 5}", open_ms + length - 1
             rows.append([open_ms, open_, high, low, f"{close}", "10", end, "0", 1, "0", "0", "0"])
         return rows
+
+    def _klines(self, query: Mapping[str, str]) -> list[list[Any]]:
+        """GET /fapi/v1/klines: startTime, endTime, limit (default 500, max 1500) and the interval, as Binance."""
+        if query.get("symbol", "") not in self.rules:
+            raise RefusalError(-1121, "Invalid symbol.")
+        interval = query.get("interval", "")
+        if interval not in KLINE_INTERVALS:
+            raise RefusalError(-1120, "Invalid interval.")
+        try:
+            start, end = (int(query[name]) if name in query else None for name in ("startTime", "endTime"))
+            limit = min(max(int(query.get("limit", 500)), 1), 1500)
+        except ValueError:
+            raise RefusalError(-1100, "Illegal characters found in a parameter.") from None
+        rows: list[list[Any]] = self.klines
+        if self.kline_interval and interval != self.kline_interval:
+            base, wanted = interval_ms(self.kline_interval), interval_ms(interval) if interval != "1M" else 0
+            if not base < wanted <= 86_400_000 or wanted % base:
+                return []  # finer, unaligned or calendar (1w, 1M) candles than the ones kept: none here
+            rows = [_kline_row(values, wanted) for values in aggregate(self.klines, wanted, sums=(7, 8, 9, 10))]
+        # Binance pages forward from startTime (the first candle opening at or after it), else back from endTime.
+        return page(rows, start_ms=start, end_ms=end, limit=limit, keep="first" if start is not None else "last")
 
     # -- user-data stream keys ---------------------------------------------------
 
@@ -578,8 +621,8 @@ class Venue(Loopback):
         self._ids["trade"] += 1
         trade = {
             "buyer": side == "BUY",
-            "commission": _fixed(fee, 8),
-            "commissionAsset": "USDT",
+            "commission": _fixed(self._in_commission_asset(fee), 8),
+            "commissionAsset": self.commission_asset,
             "id": self._ids["trade"],
             "maker": maker,
             "orderId": order["orderId"],
@@ -822,6 +865,46 @@ class Venue(Loopback):
         self.leverage[symbol] = level
         return {"leverage": level, "maxNotionalValue": "50000000", "symbol": symbol}
 
+    def _in_commission_asset(self, fee_usdt: float) -> float:
+        asset = self.commission_asset
+        return fee_usdt if asset == "USDT" else fee_usdt / self.last(f"{asset}USDT")
+
+    def _set_margin_type(self, params: dict[str, str], _: list[dict[str, Any]]) -> dict[str, Any]:
+        """Binance refuses a change to the mode already set (-4046) and one with a position open (-4048)."""
+        symbol, _rules = self._rules_for(params)
+        wanted = params.get("marginType", "")
+        if wanted not in ("ISOLATED", "CROSSED"):
+            raise _missing("marginType")
+        if wanted == self.margin_types.get(symbol, "CROSSED"):
+            raise RefusalError(-4046, "No need to change margin type.")
+        if self.positions.get(symbol):
+            raise RefusalError(-4048, "Margin type cannot be changed if there exists position.")
+        self.margin_types[symbol] = wanted
+        return {"code": 200, "msg": "success"}
+
+    def _symbol_config(self, params: dict[str, str], _: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        symbols = [self._rules_for(params)[0]] if params.get("symbol") else list(self.rules)
+        return [
+            {
+                "symbol": symbol,
+                "marginType": self.margin_types.get(symbol, "CROSSED"),
+                "isAutoAddMargin": "false",
+                "leverage": self.leverage.get(symbol, 20),
+                "maxNotionalValue": "50000000",
+            }
+            for symbol in symbols
+        ]
+
+    def _income(self, params: dict[str, str], _: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        since, until = int(params.get("startTime", 0)), int(params.get("endTime", 2**62))
+        return [
+            dict(row)
+            for row in self.incomes
+            if params.get("symbol") in (None, row["symbol"])
+            and params.get("incomeType") in (None, row["incomeType"])
+            and since <= row["time"] <= until
+        ][: int(params.get("limit", 100))]
+
     def _brackets(self, params: dict[str, str], _: list[dict[str, Any]]) -> list[dict[str, Any]]:
         bracket = {
             "bracket": 1,
@@ -988,7 +1071,7 @@ class Venue(Loopback):
             "gtd": 0,
         }
         if trade:  # "N"/"n" are only pushed with a commission
-            body |= {"N": "USDT", "n": trade["commission"]}
+            body |= {"N": trade["commissionAsset"], "n": trade["commission"]}
         return {"e": "ORDER_TRADE_UPDATE", "E": now, "T": now, "o": body}
 
     def _algo_event(
@@ -1148,6 +1231,14 @@ class Venue(Loopback):
 
 def _is_open(order: dict[str, Any]) -> bool:
     return order["status"] in OPEN
+
+
+def _kline_row(values: list[float], length_ms: int) -> list[Any]:
+    """An aggregated candle in Binance's kline shape (quote volume, trades and taker volumes summed)."""
+    opened, o, h, low, c, volume, quote, trades, taker_base, taker_quote = values
+    prices = [_plain(x) for x in (o, h, low, c, volume)]
+    end = int(opened) + length_ms - 1
+    return [int(opened), *prices, end, _plain(quote), int(trades), _plain(taker_base), _plain(taker_quote), "0"]
 
 
 def _plain(value: float) -> str:

@@ -16,6 +16,8 @@ from twinstar.bus.events import (
 from twinstar.clock import Clock
 from twinstar.config import FeedConfig
 
+OHLCV_KEPT = 100  # rows ccxt.pro keeps per symbol: far more than can arrive between two of our reads
+
 
 class StreamCandleFeed(WatchedFeed):
     """Component: closed candles from a ccxt.pro `watch_ohlcv` stream, REST-backfilled.
@@ -33,6 +35,10 @@ class StreamCandleFeed(WatchedFeed):
         self, exchange: CcxtExchange, symbol: str, interval: str, clock: Clock, *, settings: FeedConfig | None = None
     ) -> None:
         super().__init__(exchange, symbol, interval, clock, settings=settings)
+        # ccxt.pro keeps `OHLCVLimit` rows per symbol (1,000 by default), all grown into over the first
+        # 1,000 candles of a run; we read only the newest few (`_cached_newer`), so keep few.
+        if "OHLCVLimit" not in exchange.config.options:  # the user's own setting wins
+            exchange.ccxt.options["OHLCVLimit"] = OHLCV_KEPT
         self._finals = track_kline_finals(exchange.ccxt)
         self.confirmed_over_rest = 0
 

@@ -1,0 +1,1 @@
+"""Where a re-simulated run departs from the recorded one."""
