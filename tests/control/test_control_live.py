@@ -101,11 +101,21 @@ async def test_status_page_stream_and_commands_of_a_live_kernel(tmp_path: Path) 
         assert (await s.post("/api/resume", {}))[0] == 202
         await s.until(lambda: bool(_of(s.tap, EntriesResumed)), "resume")
         await s.until(lambda: s.venue.positions.get("BTCUSDT", 0.0) != 0.0, "an entry after the resume")
+        # The venue filled it; its OrderPlaced reaches the bus once the reply is back.
+        await s.until(
+            lambda: len([o for o in _of(s.tap, OrderPlaced) if getattr(o, "intent", "") == "open"]) > opens, "its event"
+        )
 
-        # Metrics: Prometheus text, parsed.
-        async with s.http.get(s.url + "/metrics", headers=AUTH) as reply:
-            assert reply.status == 200
-            families = {f.name: f for f in text_string_to_metric_families(await reply.text())}
+        # Metrics: Prometheus text, parsed (the metrics' own mailbox may trail the tap's by a moment).
+        for _ in range(50):
+            async with s.http.get(s.url + "/metrics", headers=AUTH) as reply:
+                assert reply.status == 200
+                families = {f.name: f for f in text_string_to_metric_families(await reply.text())}
+            wanted = {"exchange": "binanceusdm", "intent": "open", "outcome": "filled"}
+            opened = [x.value for x in families["twinstar_orders"].samples if x.labels == wanted]
+            if opened and opened[0] >= 2:
+                break
+            await asyncio.sleep(0.1)
     assert _of(s.tap, HandlerFailed) == []
     labels = {"exchange": "binanceusdm", "symbol": "BTC/USDT:USDT", "interval": "1s"}
     [candles] = [x for x in families["twinstar_candles_received"].samples if x.name.endswith("_total")]
