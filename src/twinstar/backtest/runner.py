@@ -168,17 +168,9 @@ async def run_checked(
     seconds = {"run": time.perf_counter() - started}
     title = f"{config.strategy.name} on {source.symbol} {source.interval} (backtest)"
     if run_dir is None:
-        statistics = report.statistics()
-        seconds["report"] = time.perf_counter() - started - seconds["run"]
-        return BacktestResult(
-            summary=statistics,
-            data=checked.report,
-            config=config,
-            candles_run=candles,
-            interrupted=interrupted,
-            seconds=seconds,
-        )
-    statistics, files = report.write(run_dir, title=title)
+        statistics, files = report.statistics(), None
+    else:
+        statistics, files = report.write(run_dir, title=title)
     seconds["report"] = time.perf_counter() - started - seconds["run"]
     return BacktestResult(
         summary=statistics,
@@ -186,8 +178,8 @@ async def run_checked(
         config=config,
         candles_run=candles,
         interrupted=interrupted,
-        run_dir=str(run_dir),
-        stream=str(stream),
+        run_dir="" if run_dir is None else str(run_dir),
+        stream="" if stream is None else str(stream),
         report=files,
         seconds=seconds,
     )

@@ -14,7 +14,6 @@ bus twice.
 
 from __future__ import annotations
 
-import collections
 import logging
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Final
@@ -23,6 +22,7 @@ import anyio
 
 from twinstar.bridge.codec import BridgeFormatError, decode_message
 from twinstar.bridge.connection import connect, ensure_stream, nats_errors
+from twinstar.bridge.recent import RecentIds
 from twinstar.bridge.subjects import venue_filter
 from twinstar.bus.bus import Bus
 from twinstar.bus.events import Event
@@ -55,8 +55,7 @@ class RemoteEvents:
         self.filters = [venue_filter(settings.subject_prefix, v, tag) for v in venues for tag in settings.consume]
         self.durable = f"{source}-in"
         self._bus: Bus | None = None
-        self._seen: set[str] = set()
-        self._seen_order: collections.deque[str] = collections.deque()
+        self._seen = RecentIds(REMEMBERED_IDS)
         self._paused = False
         self.received = 0
         self.redelivered = 0
@@ -139,7 +138,7 @@ class RemoteEvents:
             if decoded.id in self._seen:
                 self.redelivered += 1
             else:
-                self._remember(decoded.id)
+                self._seen.add(decoded.id)
                 self.received += 1
                 if self._on_publish is not None:
                     self._on_publish(decoded.event)
@@ -149,12 +148,6 @@ class RemoteEvents:
             if waited.cancelled_caught:
                 return  # still being handled: no ack, so it comes again (and is then only acknowledged)
         await message.ack()
-
-    def _remember(self, event_id: str) -> None:
-        self._seen.add(event_id)
-        self._seen_order.append(event_id)
-        if len(self._seen_order) > REMEMBERED_IDS:
-            self._seen.discard(self._seen_order.popleft())
 
     def __repr__(self) -> str:
         return (

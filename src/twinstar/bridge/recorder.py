@@ -13,7 +13,6 @@ of NATS) neither loses nor doubles an event, nor changes their order.
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import logging
 import os
@@ -26,6 +25,7 @@ import msgspec
 
 from twinstar.bridge.codec import BridgeFormatError, decode_message
 from twinstar.bridge.connection import connect, nats_errors
+from twinstar.bridge.recent import RecentIds
 from twinstar.bus.events import encode
 from twinstar.bus.record import FORMAT_VERSION, MAGIC, StreamHeader
 
@@ -90,8 +90,7 @@ class NatsRecorder:
         self.events_written = 0
         self.skipped = 0  # delivered again after a restart, or re-sent: already in the file
         self.refused = 0
-        self._seen: set[str] = set()
-        self._seen_order: collections.deque[str] = collections.deque()
+        self._seen = RecentIds(REMEMBERED_IDS)
         self._stop = anyio.Event()
 
     def open(self) -> None:
@@ -199,7 +198,7 @@ class NatsRecorder:
             if decoded.id in self._seen:
                 self.skipped += 1
                 continue
-            self._remember(decoded.id)
+            self._seen.add(decoded.id)
             payload = encode(decoded.event)
             frames += _LENGTH.pack(len(payload))
             frames += payload
@@ -211,12 +210,6 @@ class NatsRecorder:
         self._note()
         for message in messages:
             await message.ack()
-
-    def _remember(self, event_id: str) -> None:
-        self._seen.add(event_id)
-        self._seen_order.append(event_id)
-        if len(self._seen_order) > REMEMBERED_IDS:
-            self._seen.discard(self._seen_order.popleft())
 
     def close(self) -> None:
         """Make the file durable and close it."""

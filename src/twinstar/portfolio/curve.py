@@ -8,22 +8,11 @@ time are in, and per symbol its own realised and open PnL.
 
 from __future__ import annotations
 
-import msgspec
 import polars as pl
 
 from twinstar.bus.bus import Bus
-from twinstar.bus.events import CandleClosed, PositionClosed, PositionOpened, PositionSide
-
-
-class _Open(msgspec.Struct):
-    side: PositionSide
-    qty: float
-    entry_price: float
-    fee: float
-
-    def marked(self, price: float) -> float:
-        move = price - self.entry_price
-        return self.qty * (move if self.side == "long" else -move) - self.fee
+from twinstar.bus.events import CandleClosed, PositionClosed, PositionOpened
+from twinstar.report.equity import MarkedPosition
 
 
 class PortfolioCurve:
@@ -31,7 +20,7 @@ class PortfolioCurve:
 
     def __init__(self, initial_equity: float) -> None:
         self.initial_equity = initial_equity
-        self._open: dict[str, _Open] = {}
+        self._open: dict[str, MarkedPosition] = {}
         self._realised: dict[str, float] = {}
         self._last_close: dict[str, float] = {}
         self._first_close: dict[str, float] = {}
@@ -61,20 +50,14 @@ class PortfolioCurve:
 
     def on_opened(self, event: PositionOpened) -> None:
         """Track the open position for marking."""
-        self._open[event.symbol] = _Open(event.side, event.qty, event.entry_price, event.fee)
+        self._open[event.symbol] = MarkedPosition.opened(event)
 
     def on_closed(self, event: PositionClosed) -> None:
         """Book the realised part; a partial close keeps the rest, with its share of the entry fee, marked."""
         self._realised[event.symbol] = self._realised.get(event.symbol, 0.0) + event.pnl
         position = self._open.get(event.symbol)
-        if position is None:
-            return
-        left = position.qty - event.qty
-        if left <= 1e-12:
+        if position is not None and position.reduce(event.qty):
             del self._open[event.symbol]
-        else:
-            position.fee *= left / position.qty
-            position.qty = left
 
     def _frame(self) -> pl.DataFrame:
         schema = {"time_ms": pl.Int64, "symbol": pl.String, "close": pl.Float64}

@@ -13,11 +13,32 @@ from twinstar.bus.bus import Bus
 from twinstar.bus.events import CandleClosed, PositionClosed, PositionOpened, PositionSide
 
 
-class _Open(msgspec.Struct):
+class MarkedPosition(msgspec.Struct):
+    """An open position as an equity curve marks it: side, size, entry and the entry fee not yet booked."""
+
     side: PositionSide
     qty: float
     entry_price: float
     fee: float
+
+    @classmethod
+    def opened(cls, event: PositionOpened) -> MarkedPosition:
+        """The position `event` opened."""
+        return cls(event.side, event.qty, event.entry_price, event.fee)
+
+    def marked(self, price: float) -> float:
+        """Its PnL at `price`, the entry fee included."""
+        move = price - self.entry_price
+        return self.qty * (move if self.side == "long" else -move) - self.fee
+
+    def reduce(self, qty: float) -> bool:
+        """Take off a close of `qty` (the rest keeps its share of the entry fee); True when nothing is left."""
+        left = self.qty - qty
+        if left <= 1e-12:
+            return True
+        self.fee *= left / self.qty
+        self.qty = left
+        return False
 
 
 class EquityCurve:
@@ -26,7 +47,7 @@ class EquityCurve:
     def __init__(self, initial_equity: float) -> None:
         self.initial_equity = initial_equity
         self.realised = 0.0
-        self._open: dict[str, _Open] = {}
+        self._open: dict[str, MarkedPosition] = {}
         self.times_ms: list[int] = []
         self.equity: list[float] = []
         self.opens: list[float] = []
@@ -42,11 +63,8 @@ class EquityCurve:
 
     def on_candle(self, event: CandleClosed) -> None:
         """Record mark-to-market equity at this candle's close."""
-        unrealised = 0.0
         position = self._open.get(event.symbol)
-        if position is not None:
-            move = event.close - position.entry_price
-            unrealised = position.qty * (move if position.side == "long" else -move) - position.fee
+        unrealised = position.marked(event.close) if position is not None else 0.0
         self.times_ms.append(event.open_time_ms)
         self.equity.append(self.initial_equity + self.realised + unrealised)
         self.opens.append(event.open)
@@ -56,20 +74,14 @@ class EquityCurve:
 
     def on_opened(self, event: PositionOpened) -> None:
         """Track the open position for marking."""
-        self._open[event.symbol] = _Open(event.side, event.qty, event.entry_price, event.fee)
+        self._open[event.symbol] = MarkedPosition.opened(event)
 
     def on_closed(self, event: PositionClosed) -> None:
         """Book the realised part; a partial close keeps the rest, with its share of the entry fee, marked."""
         self.realised += event.pnl
         position = self._open.get(event.symbol)
-        if position is None:
-            return
-        left = position.qty - event.qty
-        if left <= 1e-12:
+        if position is not None and position.reduce(event.qty):
             del self._open[event.symbol]
-        else:
-            position.fee *= left / position.qty
-            position.qty = left
 
     def frame(self) -> pl.DataFrame:
         """The curve as columns `time_ms` (candle open), `equity`, `open`, `high`, `low` and `close`."""
