@@ -214,6 +214,9 @@ class ExecutionConfig(_Section, frozen=True, kw_only=True, forbid_unknown_fields
     rate_limit_backoff_s: list[float] = msgspec.field(default_factory=lambda: [5.0, 10.0, 15.0])
     network_backoff_s: list[float] = msgspec.field(default_factory=lambda: [1.0, 2.0, 4.0])
     partial_fill_warn_ratio: float = 0.9
+    # An entry whose signal is older than this when it would be sent (queued behind an outage or a long
+    # backoff) is refused (`OrderFailed`), never sent on a stale price; closes always go. 0: no bound.
+    max_signal_age_s: float = 120.0
 
 
 class FeedConfig(_Section, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -432,6 +435,11 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
             raise ConfigError("risk.sl_retry_backoff_s and the execution backoffs must hold waits of 0 s or more")
         if not 0 <= self.execution.partial_fill_warn_ratio <= 1:
             raise ConfigError("execution.partial_fill_warn_ratio must be in [0, 1]")
+        if not 0 <= self.execution.max_signal_age_s < 86_400:
+            raise ConfigError(
+                f"execution.max_signal_age_s must be in [0, 86400) seconds (0: no bound), not "
+                f"{self.execution.max_signal_age_s:g}"
+            )
         if self.risk.reconcile_interval_s <= 0:
             raise ConfigError("risk.reconcile_interval_s must be positive")
         if not self.risk.emergency_retry_s or min(self.risk.emergency_retry_s) <= 0:

@@ -1,8 +1,10 @@
-"""Binance USD-M exits book their fee from the private stream: the order reply has none.
+"""Binance USD-M exits book their fee from the private stream, else from their trades: the order reply has none.
 
 Real ccxt.pro against the loopback Binance venue, which pushes each fill as
 ORDER_TRADE_UPDATE with its commission (`n`, in asset `N`) before the REST
-reply leaves, as the venue does.
+reply leaves, as the venue does. Without the stream the exit's close waits
+for its trades (`money.exit_fees`); here nothing else follows it, so it is
+booked when the kernel stops taking input.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import pytest
 from tests.money.test_leverage_wire import binance
 from twinstar.adapters.binance import BinanceUsdm
 from twinstar.adapters.order_stream import OrderStream
+from twinstar.bus.bus import Bus
 from twinstar.bus.events import OrderIntent, OrderPlaced, PositionClosed, Side
 from twinstar.clock import LiveClock
 from twinstar.config import RiskConfig
@@ -67,11 +70,12 @@ async def _round_trip(v: Venue, *, stream: bool) -> tuple[float, list[PositionCl
     handler = PositionHandler(adapter, LiveClock(), RiskConfig(), symbols=[BTC])
     closed: list[PositionClosed] = []
 
-    async def publish(event: object) -> None:
-        if isinstance(event, PositionClosed):
-            closed.append(event)
+    async def collect(event: PositionClosed) -> None:
+        closed.append(event)
 
-    handler._publish = publish  # type: ignore[method-assign]  # collect without a kernel
+    bus = Bus(LiveClock(), mode="replay")
+    bus.subscribe(PositionClosed, collect)
+    handler.attach(bus)
     orders = OrderStream(adapter, [BTC], LiveClock())
     try:
         async with anyio.create_task_group() as tasks:
@@ -80,6 +84,7 @@ async def _round_trip(v: Venue, *, stream: bool) -> tuple[float, list[PositionCl
                 assert await _until(lambda: any(s.private for s in v.streams.values()))
             await _fill(adapter, handler, "buy", "open", "fee-open")
             exit_fee = await _fill(adapter, handler, "sell", "close", "fee-close")
+            await handler.stop_intake()  # a close still waiting for its fee is booked before shutdown
             await orders.stop_intake()
             tasks.cancel_scope.cancel()
     finally:
@@ -101,9 +106,12 @@ async def test_an_exits_fee_paid_in_another_asset_comes_from_the_stream_in_quote
     assert requests.index("/fapi/v1/userTrades") > requests.index("/fapi/v1/algoOrder")
 
 
-async def test_without_the_stream_the_exits_fee_is_unknown_to_the_reply() -> None:
+async def test_without_the_stream_the_exits_fee_comes_from_its_trades() -> None:
     async with venue() as v:
         v.price = 30_000.0
         exit_fee, closed = await _round_trip(v, stream=False)
-    assert exit_fee == 0.0  # the control: Binance's reply alone carries no commission
-    assert [(c.reason, round(c.fees, 9)) for c in closed] == [("signal", round(0.01 * 30_000 * v.taker_fee, 9))]
+    taker = round(0.01 * 30_000 * v.taker_fee, 9)
+    assert exit_fee == 0.0  # Binance's reply alone carries no commission
+    assert [(c.reason, round(c.fees, 9)) for c in closed] == [("signal", round(2 * taker, 9))]  # entry + exit
+    requests = [path for _, path in v.requests]
+    assert requests.count("/fapi/v1/userTrades") == 2  # the entry's, after its stop; the exit's, after the close

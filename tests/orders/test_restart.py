@@ -102,7 +102,7 @@ async def test_a_resting_entry_from_before_the_restart_is_cancelled_by_default(t
     assert tap.of(PositionOpened) == []
 
 
-async def test_adopted_it_fills_as_the_entry_and_gets_its_stop(tmp_path: Path) -> None:
+async def test_adopted_it_fills_as_the_entry_and_gets_its_signals_exits(tmp_path: Path) -> None:
     account = Account()
     await _rest_an_entry(account, tmp_path / "journal")
     adopt = msgspec.structs.replace(
@@ -114,7 +114,7 @@ async def test_adopted_it_fills_as_the_entry_and_gets_its_stop(tmp_path: Path) -
     assert _found(tap)[:2] == [("resting_found", "two-"), ("resting_adopted", "two-")]
     # The candle opened below the limit: a gap fills at the open.
     assert [(p.qty, p.entry_price) for p in tap.of(PositionOpened)] == [(1.0, 97.0)]  # type: ignore[attr-defined]
-    assert exits == [(95.06, False)]  # the default stop (2%): the signal's own went with the old process
+    assert exits == [(95.0, False), (105.0, True)]  # the signal's own exits, journaled with the resting entry
 
 
 async def test_a_take_profit_of_an_open_position_is_adopted_and_still_closes_it(tmp_path: Path) -> None:

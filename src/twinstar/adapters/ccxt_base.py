@@ -709,9 +709,13 @@ class CcxtExchange:
     #: ccxt params for each `fetch_open_orders` call that together list plain and stop orders.
     open_order_queries: ClassVar[tuple[dict[str, Any], ...]] = ({}, {"trigger": True})
 
+    def order_queries(self) -> tuple[dict[str, Any], ...]:
+        """The `fetch_open_orders` params to list with (`open_order_queries`; plain orders alone without stops)."""
+        return self.open_order_queries if self.native_stop else ({},)
+
     async def fetch_open_orders(self, symbol: str) -> list[OpenOrder]:
         """Every plain and stop order resting for `symbol`, quantities in base units."""
-        queries = self.open_order_queries if self.native_stop else ({},)
+        queries = self.order_queries()
         found: dict[str, OpenOrder] = {}
         for params in queries:
             for order in await self._call("fetch_open_orders", "fetch_open_orders", symbol, None, None, dict(params)):

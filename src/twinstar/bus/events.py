@@ -296,6 +296,8 @@ class PositionReconciled(Event, frozen=True, kw_only=True, tag="position_reconci
     side: str = ""
     stop_price: float = 0.0
     detail: str = ""
+    #: ``resting_found``: the take-profit the entry's signal asked for, from the journal (0: none).
+    take_profit_price: float = 0.0
 
 
 class OrderUpdated(Event, frozen=True, kw_only=True, tag="order_updated"):

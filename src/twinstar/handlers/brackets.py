@@ -19,7 +19,9 @@
   take-profits (`PositionReconciled` ``resting_found`` / ``take_profit_found``):
   a take-profit of the open position is adopted; a resting entry is cancelled
   (``resting_cancelled``: it was decided before the restart) or, with
-  `orders.resting_on_restart = "adopt"`, watched again (``resting_adopted``).
+  `orders.resting_on_restart = "adopt"`, watched again (``resting_adopted``):
+  its fill gets the stop and take-profit its signal asked for, journaled
+  with the resting entry (`handlers.journal.Resting`).
 """
 
 from __future__ import annotations
@@ -51,6 +53,21 @@ log: Final = logging.getLogger("twinstar.brackets")
 def take_profit_cid(entry_cid: str) -> str:
     """The take-profit's client id, derived from its entry's (``two-...`` -> ``twt-...``)."""
     return f"twt{entry_cid[3:]}"
+
+
+def exit_reason(
+    fill_price: float, stop: tuple[str, float], take_profit: tuple[str, float]
+) -> Literal["stop_loss", "take_profit"]:
+    """Which exit filled the stop's order (`stop`, `take_profit`: each exit's client id and trigger price).
+
+    Where the venue keeps both exits in one order under the stop's id (OKX's
+    attached algo order), the fill tells: it is nearer the trigger that fired,
+    a gap through either included (a long's stop is below, its take-profit above).
+    """
+    (stop_cid, stop_price), (profit_cid, target) = stop, take_profit
+    if profit_cid != stop_cid or target <= 0:
+        return "stop_loss"
+    return "take_profit" if abs(fill_price - target) < abs(fill_price - stop_price) else "stop_loss"
 
 
 class _TakeProfit(msgspec.Struct, frozen=True):
@@ -226,18 +243,27 @@ class BracketHandler:
             reduce_only=True,
             take_profit=True,
         )
+        replaced = self._take_profits.get(entry.symbol)
         self._take_profits[entry.symbol] = _TakeProfit(order, side)
+        if replaced is not None and replaced.position_side != side:
+            # A reversal whose close is booked after the new entry (its fee is read once the new stop rests,
+            # `money.exit_fees`): the reversed position's take-profit goes now.
+            await self._cancel(entry.symbol, replaced)
 
     async def on_position_closed(self, event: PositionClosed) -> None:
         """The position is gone: cancel its take-profit (already gone if it was what closed it)."""
         if event.exchange != self.exchange.name:
             return
-        kept = self._take_profits.pop(event.symbol, None)
-        if kept is None:
-            return
-        cancelled = await self.exchange.cancel_order(event.symbol, kept.order)
+        kept = self._take_profits.get(event.symbol)
+        if kept is None or kept.position_side != event.side:
+            return  # none, or the take-profit of the position a reversal opened since
+        del self._take_profits[event.symbol]
+        await self._cancel(event.symbol, kept)
+
+    async def _cancel(self, symbol: str, kept: _TakeProfit) -> None:
+        cancelled = await self.exchange.cancel_order(symbol, kept.order)
         if not cancelled.ok and cancelled.error_kind is not ErrorKind.ORDER_NOT_FOUND:
-            log.warning("%s %s: take-profit %s left resting: %s", self.exchange.name, event.symbol, kept, cancelled)
+            log.warning("%s %s: take-profit %s left resting: %s", self.exchange.name, symbol, kept, cancelled)
 
     def on_reconciled(self, event: PositionReconciled) -> Awaitable[None] | None:
         """Take over what the start reconciliation found resting of ours."""
@@ -258,15 +284,19 @@ class BracketHandler:
         if event.action == "take_profit_found":
             self._take_profits[event.symbol] = _TakeProfit(order, "long" if side == "sell" else "short")
             return None
-        return self._found_resting(order)
+        return self._found_resting(order, event.take_profit_price)
 
-    async def _found_resting(self, order: OpenOrder) -> None:
-        """A resting entry of ours from before the restart: cancel or watch it, as configured."""
+    async def _found_resting(self, order: OpenOrder, take_profit_price: float) -> None:
+        """A resting entry of ours from before the restart: cancel or watch it, as configured.
+
+        An adopted one gets, once it fills, the take-profit its signal asked for (journaled with it).
+        """
         symbol, cid = order.symbol, order.client_order_id
         found = await self.exchange.fetch_order(symbol, cid)
         if not found.ok or found.status not in ("open", "partial"):
             return  # gone meanwhile, or unreadable: a fill shows up as a position the reconciler adopts
         if self.resting_on_restart == "adopt":
+            self._wanted[symbol] = take_profit_price
             self._resting[symbol] = OrderPlaced(
                 ts_ns=self.clock.now_ns(),
                 client_order_id=cid,

@@ -12,6 +12,11 @@ outcome stays unknown and reconciliation settles it from the exchange. Rate limi
 clock (5, 10, 15 s by default). Insufficient funds, invalid orders and auth
 errors are final: one `OrderFailed` with the exchange's reason.
 
+An entry is never sent on a stale signal: one older than
+`execution.max_signal_age_s` when its turn comes (queued behind an outage or
+a long backoff), or when a retry would resend it, is refused with an
+`OrderFailed`; a close the same signal asks for still goes.
+
 An entry carries its stop-loss (the signal's, else `stop_loss_pct` from the
 signal's price) to venues that take one on the order, so the fill is protected
 the instant it happens; the venue refuses the entry rather than the stop
@@ -60,7 +65,7 @@ from twinstar.bus.events import (
 )
 from twinstar.clock import Clock
 from twinstar.config import ExecutionConfig, RiskConfig
-from twinstar.handlers.journal import Journal, Sent
+from twinstar.handlers.journal import Journal, Resting, Sent
 from twinstar.handlers.position import default_stop
 from twinstar.handlers.sizing import Sizer, venue_leverage
 from twinstar.orders.refusals import entry_refusal
@@ -133,6 +138,7 @@ class ExecutionHandler:
         self._entering: set[str] = set()  # symbols whose entry is on its way: they hold a position slot
         self._resting: dict[str, str] = {}  # symbol -> client id of its resting limit entry: it holds a slot too
         self.entries_blocked = ""  # why new entries wait (a pause, a breached risk limit); "" while they may go
+        self._started_ns = clock.now_ns()  # a signal's age counts from here at the earliest (`_stale`)
 
     def attach(self, bus: Bus) -> None:
         """Subscribe to signals, and to what can change a position behind our back."""
@@ -226,7 +232,7 @@ class ExecutionHandler:
             log.warning("no new entry on %s %s: %s", signal.symbol, signal.side, self.entries_blocked)
             return False
         qty = self._capped(await self._entry_qty(signal), _entry_price(signal))
-        if qty > 0:
+        if qty > 0 and not await self._refused_as_stale(signal):
             opened = await self._order(signal, signal.side, qty, "open", reduce_only=False)
             if opened.ok and opened.filled_qty > 0:
                 self._held[signal.symbol] = Position(
@@ -237,6 +243,26 @@ class ExecutionHandler:
                 self._resting[signal.symbol] = opened.client_order_id
         self._entering.discard(signal.symbol)  # `_held` (or asking the exchange) counts it from here on
         return False
+
+    def _stale(self, signal: SignalFired) -> str:
+        """Why `signal` is too old to enter on now ("" while it is not): `execution.max_signal_age_s`.
+
+        The age counts from the signal's time, or from this handler's start for one stamped before it
+        (it cannot have waited here longer: it came from a recording or another host's clock).
+        """
+        bound = self.execution.max_signal_age_s
+        age_s = (self.clock.now_ns() - max(signal.ts_ns, self._started_ns)) / 1e9
+        if bound <= 0 or age_s <= bound:
+            return ""
+        return f"signal is {age_s:.0f} s old, over execution.max_signal_age_s ({bound:g} s): entry not sent"
+
+    async def _refused_as_stale(self, signal: SignalFired) -> bool:
+        """Refuse an entry on a stale signal (`OrderFailed`); a close it caused has gone already."""
+        why = self._stale(signal)
+        if why:
+            entry = client_order_id(signal.strategy, signal.symbol, signal.candle_open_time_ms, "open")
+            await self._failed(signal, signal.side, "open", ErrorKind.INVALID_ORDER, why, 0, entry)
+        return bool(why)
 
     def _capped(self, qty: float, price: float) -> float:
         """At most `risk.max_notional_per_symbol` worth at `price` (0: no cap)."""
@@ -321,6 +347,16 @@ class ExecutionHandler:
         )
         result, attempts = await self._send_once(intended, stop, signal if intent == "open" else None)
         limit = intent == "open" and signal.order_type == "limit"
+        if limit and result.ok and result.status in ("open", "partial"):
+            # Its exits go with it: an entry adopted after a restart is protected as its signal asked.
+            exits = Resting(
+                cid=cid,
+                exchange=self.exchange.name,
+                symbol=signal.symbol,
+                stop_price=signal.stop_price,
+                take_profit_price=signal.take_profit_price,
+            )
+            self.journal.write(exits)
         self.journal.outcome(cid, _journal_status(result, limit=limit), result.filled_qty, result.avg_price)
         if result.ok:
             await self._placed(signal, side, intent, result, attempts)
@@ -344,6 +380,9 @@ class ExecutionHandler:
         attempts = 0
         while True:
             attempts += 1
+            why = self._stale(entry) if entry is not None and attempts > 1 else ""
+            if why:  # an entry retried past the bound: its price is stale now
+                return OrderResult.failure(ErrorKind.INVALID_ORDER, why, client_order_id=cid), attempts - 1
             self.orders_sent += 1
             sent_ms = self.clock.now_ms()
             window = self.exchange.request_expiry_ms

@@ -1,8 +1,10 @@
 """The order-intent journal: what was sent, what came of it, which stop protects what.
 
 Execution writes `sent` before an order leaves and `outcome` once the venue
-answered; the position handler writes the stop in force per position and
-`flat` when a position is gone. After a crash the journal tells a restarted
+answered, and `resting` with a limit entry that rests (the exits its signal
+asked for, so an entry adopted after a restart gets them); the position
+handler writes the stop in force per position and `flat` when a position is
+gone. After a crash the journal tells a restarted
 kernel which orders may still be unresolved (look them up, never resend) and
 which stop was ours, so reconciliation with the exchange can finish the work.
 
@@ -76,6 +78,19 @@ class StopInForce(msgspec.Struct, frozen=True, kw_only=True, tag="stop"):
     cid: str
     order_id: str = ""
     fees: float = 0.0
+    #: The take-profit that may close it instead (its trigger and client id; OKX lists it under `cid`).
+    take_profit_price: float = 0.0
+    take_profit_cid: str = ""
+
+
+class Resting(msgspec.Struct, frozen=True, kw_only=True, tag="resting"):
+    """A limit entry resting on the book and the exits its signal asked for (0: none, the defaults apply)."""
+
+    cid: str
+    exchange: str
+    symbol: str
+    stop_price: float = 0.0
+    take_profit_price: float = 0.0
 
 
 class Done(msgspec.Struct, frozen=True, kw_only=True, tag="done"):
@@ -93,7 +108,7 @@ class Flat(msgspec.Struct, frozen=True, kw_only=True, tag="flat"):
     symbol: str
 
 
-Record: TypeAlias = Sent | Outcome | StopInForce | Flat | Done
+Record: TypeAlias = Sent | Outcome | StopInForce | Flat | Done | Resting
 #: Resolved client ids kept per (exchange, symbol): a restart re-deciding the last candles must find
 #: their orders already done (the venue itself accepts a filled order's client id again).
 DONE_KEPT: Final = 64
@@ -107,6 +122,7 @@ class JournalState(msgspec.Struct):
     pending: dict[str, Sent] = msgspec.field(default_factory=dict)
     stops: dict[Key, StopInForce] = msgspec.field(default_factory=dict)
     done: dict[Key, dict[str, None]] = msgspec.field(default_factory=dict)  # insertion-ordered, newest last
+    resting: dict[Key, Resting] = msgspec.field(default_factory=dict)  # the latest resting entry per symbol
 
     def apply(self, record: Record) -> None:
         """Fold one record into the state."""
@@ -120,6 +136,8 @@ class JournalState(msgspec.Struct):
             self._done(record.cid, (record.exchange, record.symbol))
         elif isinstance(record, StopInForce):
             self.stops[(record.exchange, record.symbol)] = record
+        elif isinstance(record, Resting):
+            self.resting[(record.exchange, record.symbol)] = record
         else:
             self.stops.pop((record.exchange, record.symbol), None)
 
@@ -132,7 +150,7 @@ class JournalState(msgspec.Struct):
     def records(self) -> list[Record]:
         """The fewest records that rebuild this state."""
         done = [Done(cid=cid, exchange=key[0], symbol=key[1]) for key, cids in self.done.items() for cid in cids]
-        return [*done, *self.pending.values(), *self.stops.values()]
+        return [*done, *self.pending.values(), *self.stops.values(), *self.resting.values()]
 
 
 def _frame(record: Record) -> bytes:
@@ -227,6 +245,11 @@ class Journal:
     def stop_for(self, exchange: str, symbol: str) -> StopInForce | None:
         """The stop recorded as protecting (exchange, symbol), if any."""
         return self.state.stops.get((exchange, symbol))
+
+    def resting_exits(self, exchange: str, symbol: str, cid: str) -> Resting | None:
+        """The exits journaled with resting entry `cid` of (exchange, symbol), if it is the latest one there."""
+        found = self.state.resting.get((exchange, symbol))
+        return found if found is not None and found.cid == cid else None
 
     def generation(self, exchange: str, symbol: str) -> int:
         """A counter that moves whenever anything is written for (exchange, symbol)."""

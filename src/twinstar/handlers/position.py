@@ -28,6 +28,11 @@
   closes the position at market, so a wick through the stop exits like a real
   stop. A position adopted without an entry price gets its stop from the next
   close; it is never sold blind.
+* An exit whose reply did not say its fee (Binance USD-M without the private
+  stream) is booked once its trades are read (`money.exit_fees`): a
+  reversal's close after the new entry's stop is placed, so that stop never
+  waits for the read; its `PositionClosed` still comes before the new
+  position's events, with the exact fee.
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ from twinstar.bus.bus import Bus
 from twinstar.bus.events import (
     CandleClosed,
     EmergencyExit,
+    Event,
     FeedConnected,
     FeedDisconnected,
     FeedStopped,
@@ -66,10 +72,11 @@ from twinstar.bus.events import (
 )
 from twinstar.clock import Clock
 from twinstar.config import RiskConfig
-from twinstar.handlers.brackets import take_profit_cid
+from twinstar.handlers.brackets import exit_reason, take_profit_cid
 from twinstar.handlers.journal import Flat, Journal, StopInForce
 from twinstar.handlers.leverage import settle_margin
 from twinstar.handlers.reconcile import STOP_PREFIX, Reconciler
+from twinstar.money.exit_fees import PendingExitFees
 from twinstar.money.fees import FillFeeSource
 from twinstar.money.funding import FundingSource
 
@@ -105,6 +112,7 @@ class OpenPosition(msgspec.Struct):
     funded_ms: int = 0  # funding after this time (ms) is still to be booked: the open, then the last close
     slippage: float = 0.0  # the entry's simulated slippage not yet booked (like `fees`)
     take_profit_cid: str = ""  # the take-profit that may close it (attached, or the bracket handler's)
+    take_profit_price: float = 0.0  # its trigger (0: none known)
 
 
 class PositionHandler:
@@ -143,6 +151,7 @@ class PositionHandler:
         self.reconciler = Reconciler(self)
         self._funding = exchange if isinstance(exchange, FundingSource) else None
         self._fill_fee_source = exchange if isinstance(exchange, FillFeeSource) else None
+        self._exit_fees = PendingExitFees()  # closes whose fee is read once the next stop is placed
 
     def attach(self, bus: Bus) -> None:
         """Subscribe to candles, signals (for their stops), fills and what calls for reconciliation."""
@@ -230,9 +239,14 @@ class PositionHandler:
             self._due[event.symbol] = (earlier[0] if earlier is not None else None, True)
             self._maintenance_wanted.set()
 
-    async def _publish(self, event: msgspec.Struct) -> None:
+    async def _publish(self, event: Event) -> None:
+        """Publish `event`, or queue it behind its symbol's close still waiting for its fee (`money.exit_fees`)."""
+        if not self._exit_fees.defer(event):
+            await self._emit(event)
+
+    async def _emit(self, event: Event) -> None:
         if self._bus is not None:
-            await self._bus.publish(event)  # type: ignore[arg-type]
+            await self._bus.publish(event)
 
     def on_signal(self, signal: SignalFired) -> None:
         """Remember the stop a signal asked for; its entry fill arrives next."""
@@ -259,7 +273,13 @@ class PositionHandler:
         side: PositionSide = "long" if order.side == "buy" else "short"
         position = OpenPosition(order.exchange, order.symbol, side, order.filled_qty, order.avg_price, order.fee)
         position.funded_ms, position.slippage = self.clock.now_ms(), order.slippage
-        if self._signal_take_profits.pop(order.symbol, 0.0) > 0 or order.take_profit_cid:
+        signal_stop = self._signal_stops.pop(order.symbol, 0.0)
+        target = self._signal_take_profits.pop(order.symbol, 0.0)
+        journaled = self.journal.resting_exits(order.exchange, order.symbol, order.client_order_id)
+        if journaled is not None:  # a resting limit entry's own exits, known after a restart too
+            signal_stop, target = journaled.stop_price, journaled.take_profit_price
+        position.take_profit_price = order.take_profit_price or target
+        if target > 0 or order.take_profit_cid:
             position.take_profit_cid = order.take_profit_cid or take_profit_cid(order.client_order_id)
         self.positions[order.symbol] = position
         await self._publish(
@@ -273,14 +293,14 @@ class PositionHandler:
                 fee=order.fee,
             )
         )
-        stop = self._signal_stops.pop(order.symbol, 0.0) or self._default_stop(side, order.avg_price)
+        stop = signal_stop or self._default_stop(side, order.avg_price)
         if order.stop_price > 0 and self.exchange.supports_native_stop:
             await self._attached_stop(position, order)
         else:
             await self.protect(position, stop)
-        # Once protected: where the reply had no fees, its trades do. (Not for exits: the read would go out
-        # between a reversal's close and its entry.)
-        fee = await self._fill_fees(order)
+        # Once protected: where the replies had no fees, their trades do, the reversed position's exit first.
+        await self._settle_exit_fee(order.symbol)
+        fee = await self._fill_fees(order.symbol, order.order_id)
         if fee is not None and self.positions.get(order.symbol) is position:
             position.fees = fee
 
@@ -319,18 +339,42 @@ class PositionHandler:
         if position is None:
             return
         qty = min(order.filled_qty, position.qty)
-        await self._book_close(position, qty, order.avg_price, order.fee, reason, slippage=order.slippage)
+        # A signal's close may be a reversal's: its unknown fee is read after the new entry's stop (or once idle).
+        await self._book_close(
+            position,
+            qty,
+            order.avg_price,
+            order.fee,
+            reason,
+            slippage=order.slippage,
+            order_id=order.order_id,
+            fee_later=order.intent == "close",
+        )
         if position.qty > 1e-12:
             await self.protect(position, position.stop_price)  # protect what is left, at its size
+            await self._settle_exit_fee(order.symbol)
         elif self.exchange.supports_native_stop:
             await self.exchange.cancel_stop_loss(order.symbol)
+        if self._exit_fees and self._defer_checks:
+            self._maintenance_wanted.set()
 
     async def _book_close(
-        self, position: OpenPosition, qty: float, price: float, fee: float, reason: str, *, slippage: float = 0.0
+        self,
+        position: OpenPosition,
+        qty: float,
+        price: float,
+        fee: float,
+        reason: str,
+        *,
+        slippage: float = 0.0,
+        order_id: str = "",
+        fee_later: bool = False,
     ) -> None:
         """Realise `qty` at `price`; PnL includes the entry fee share, the exit fee and the funding since the open.
 
         `slippage` (the exit's) and the entry's share are reported beside the PnL, which holds them already.
+        Where the reply of exit `order_id` did not say its fee, its trades are read for it (`money.exit_fees`):
+        now, or with `fee_later` after what must not wait for them (a reversal's new stop).
         """
         funding = await self._funding_due(position)
         if self.positions.get(position.symbol) is not position:
@@ -347,31 +391,56 @@ class PositionHandler:
         position.slippage -= entry_slippage
         if position.qty <= 1e-12:
             self.forget(position)
-        await self._publish(
-            PositionClosed(
-                ts_ns=self.clock.now_ns(),
-                exchange=position.exchange,
-                symbol=position.symbol,
-                side=position.side,
-                qty=qty,
-                entry_price=position.entry_price,
-                exit_price=price,
-                pnl=gross - fees + funding,
-                fees=fees,
-                reason=reason,
-                funding=funding,
-                slippage=entry_slippage + slippage,
-            )
+        closed = PositionClosed(
+            ts_ns=self.clock.now_ns(),
+            exchange=position.exchange,
+            symbol=position.symbol,
+            side=position.side,
+            qty=qty,
+            entry_price=position.entry_price,
+            exit_price=price,
+            pnl=gross - fees + funding,
+            fees=fees,
+            reason=reason,
+            funding=funding,
+            slippage=entry_slippage + slippage,
         )
+        source = self._fill_fee_source
+        if not (order_id and fee == 0 and source is not None and not source.fills_carry_fees):
+            await self._publish(closed)
+            return
+        while self._exit_fees.order_id(position.symbol):  # an earlier close of the symbol still waiting goes first
+            await self._settle_exit_fee(position.symbol)
+        self._exit_fees.hold(closed, order_id)
+        if not fee_later:
+            await self._settle_exit_fee(position.symbol)
 
-    async def _fill_fees(self, order: OrderPlaced) -> float | None:
-        """`order`'s fees read from its trades where the venue's reply lacks them (None: `order.fee` is right)."""
+    async def _settle_exit_fee(self, symbol: str) -> None:
+        """Read the fee of `symbol`'s close waiting for it; publish that close, then what waited behind it."""
+        order_id = self._exit_fees.order_id(symbol)
+        if not order_id:
+            return
+        fee = await self._fill_fees(symbol, order_id)
+        for event in self._exit_fees.settle(symbol, order_id, fee or 0.0):
+            await self._emit(event)
+
+    async def settle_exit_fees(self) -> None:
+        """Book every close still waiting for its fee (the bus is idle, or the kernel stops)."""
+        for symbol in self._exit_fees.symbols():
+            await self._settle_exit_fee(symbol)
+
+    async def stop_intake(self) -> None:
+        """Before the bus drains at shutdown: no close is left unpublished for want of its fee."""
+        await self.settle_exit_fees()
+
+    async def _fill_fees(self, symbol: str, order_id: str) -> float | None:
+        """Order `order_id`'s fees read from its trades where the venue's reply lacks them (None: the reply's stand)."""
         if self._fill_fee_source is None:
             return None
         try:
-            return await self._fill_fee_source.fetch_fill_fees(order.symbol, order.order_id)
+            return await self._fill_fee_source.fetch_fill_fees(symbol, order_id)
         except ExchangeError as exc:
-            log.warning("fees of %s %s unknown, booked as 0: %s", order.exchange, order.client_order_id, exc)
+            log.warning("fees of %s %s order %s unknown, booked as 0: %s", self.exchange.name, symbol, order_id, exc)
             return None
 
     async def _funding_due(self, position: OpenPosition) -> float:
@@ -490,6 +559,8 @@ class PositionHandler:
                 stop_price=stop_price,
                 cid=cid,
                 fees=position.fees,
+                take_profit_price=position.take_profit_price,
+                take_profit_cid=position.take_profit_cid,
             )
         )
         await self._publish(
@@ -513,7 +584,7 @@ class PositionHandler:
                 await self._emergency_exit(position, f"flatten ({request.reason}) failed: {result.message}")
             elif self.positions.get(position.symbol) is position:
                 qty = min(result.filled_qty, position.qty)
-                await self._book_close(position, qty, result.avg_price, result.fee, "flatten")
+                await self._book_close(position, qty, result.avg_price, result.fee, "flatten", order_id=result.order_id)
 
     async def _emergency_exit(self, position: OpenPosition, reason: str) -> None:
         """Close at market; on failure try again on the clock until the position is flat or protected."""
@@ -531,8 +602,9 @@ class PositionHandler:
             position.stop_seq += 1
             result = await self.exchange.close_position(position.symbol, client_order_id=self._cid("x", position))
             if result.ok:
+                qty = min(result.filled_qty, position.qty)
                 await self._book_close(
-                    position, min(result.filled_qty, position.qty), result.avg_price, result.fee, "emergency_exit"
+                    position, qty, result.avg_price, result.fee, "emergency_exit", order_id=result.order_id
                 )
                 return
             log.critical("EMERGENCY EXIT FAILED for %s: %s; trying again", position.symbol, result.message)
@@ -570,6 +642,8 @@ class PositionHandler:
         Plain, not async: on most candles nothing needs the exchange, and
         those cost no coroutine. What does is returned for the bus to await.
         """
+        if self._exit_fees and not self._defer_checks:  # replay: an exit's fee is read by the next candle
+            return self._settle_then(candle)
         position = self.positions.get(candle.symbol)
         if position is None or position.exchange != candle.exchange:
             return None
@@ -603,6 +677,12 @@ class PositionHandler:
         if self._trail_to(position, candle) is None:
             return None
         return self._maintain(position, candle, check=False)
+
+    async def _settle_then(self, candle: CandleClosed) -> None:
+        await self.settle_exit_fees()
+        pending = self.on_candle(candle)
+        if pending is not None:
+            await pending
 
     async def _arm_synthetic_stop(self, position: OpenPosition) -> None:
         await self._set_stop(position, 0.0)
@@ -658,6 +738,7 @@ class PositionHandler:
             await self._maintenance_wanted.wait()
             self._maintenance_wanted.clear()
             await bus.idle()
+            await self.settle_exit_fees()  # no reversal's stop is waiting any more: read what exits paid
             while self._due:
                 symbol = next(iter(self._due))
                 candle, check = self._due.pop(symbol)
@@ -706,18 +787,21 @@ class PositionHandler:
     async def stopped_out(self, position: OpenPosition) -> None:
         """The exchange shows flat: book the close at the stop's real fill, or as closed outside the kernel."""
         fill_price, fee, reason = position.last_price or position.stop_price, 0.0, "closed_outside"
+        exit_id = ""
         if position.stop_cid:
             found = await self.exchange.fetch_order(position.symbol, position.stop_cid)
             if found.ok and found.filled_qty > 0:  # a gap fills at the open, not at the stop
-                fill_price, fee, reason = found.avg_price, found.fee, "stop_loss"
+                exits = (position.stop_cid, position.stop_price), (position.take_profit_cid, position.take_profit_price)
+                fill_price, fee, reason = found.avg_price, found.fee, exit_reason(found.avg_price, *exits)
+                exit_id = found.order_id
             elif not found.ok and found.error_kind is not ErrorKind.ORDER_NOT_FOUND:
                 fill_price, reason = position.stop_price, "stop_loss"  # cannot tell: the stop is the likeliest cause
         if reason == "closed_outside" and position.take_profit_cid:
             found = await self.exchange.fetch_order(position.symbol, position.take_profit_cid)
             if found.ok and found.filled_qty > 0:
-                fill_price, fee, reason = found.avg_price, found.fee, "take_profit"
+                fill_price, fee, reason, exit_id = found.avg_price, found.fee, "take_profit", found.order_id
         if self.positions.get(position.symbol) is position:  # not booked meanwhile by a fill event
-            await self._book_close(position, position.qty, fill_price, fee, reason)
+            await self._book_close(position, position.qty, fill_price, fee, reason, order_id=exit_id)
 
     def new_position(
         self, exchange: str, symbol: str, side: PositionSide, qty: float, entry_price: float, fees: float = 0.0
@@ -727,7 +811,7 @@ class PositionHandler:
         self.positions[symbol] = position
         return position
 
-    async def publish(self, event: msgspec.Struct) -> None:
+    async def publish(self, event: Event) -> None:
         """Publish on the kernel's bus (the reconciler speaks through the handler)."""
         await self._publish(event)
 
@@ -745,9 +829,8 @@ class PositionHandler:
     async def _synthetic_stop(self, position: OpenPosition) -> None:
         result = await self.exchange.close_position(position.symbol, client_order_id=self._cid("x", position))
         if result.ok:
-            await self._book_close(
-                position, min(result.filled_qty, position.qty), result.avg_price, result.fee, "stop_loss"
-            )
+            qty = min(result.filled_qty, position.qty)
+            await self._book_close(position, qty, result.avg_price, result.fee, "stop_loss", order_id=result.order_id)
         else:
             log.error("synthetic stop for %s failed: %s; retrying on the next candle", position.symbol, result.message)
 

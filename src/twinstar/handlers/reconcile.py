@@ -10,7 +10,8 @@ orders, and repairs what differs from the position handler's view:
   can no longer execute (its receive window passed);
 * a position the kernel did not know is adopted; our own stop (client id
   `STOP_PREFIX`, or the venue's own stop of the position, `OpenOrder.position_stop`:
-  a stop attached to the entry) is adopted with it; a position with no stop gets one
+  a stop attached to the entry, or the id the journal recorded for the stop in
+  force) is adopted with it; a position with no stop gets one
   (`risk.on_unprotected = "protect"`) or is closed (`"close"`);
 * stops of ours that protect nothing, or that a newer stop replaced, are
   cancelled; so are take-profits of ours (`TAKE_PROFIT_PREFIX`) with no
@@ -36,6 +37,7 @@ from typing import TYPE_CHECKING, Final
 
 from twinstar.adapters.base import ErrorKind, ExchangeError, OpenOrder, Position
 from twinstar.bus.events import PositionClosed, PositionReconciled, PositionSide, ReconciliationCompleted
+from twinstar.handlers.brackets import exit_reason
 from twinstar.handlers.journal import Flat, Outcome, Sent
 
 if TYPE_CHECKING:
@@ -142,11 +144,21 @@ class Reconciler:
             raise _UnsettledError("an order or stop moved while the exchange was read")
         if handler.positions.get(symbol) is not local or journal.pending_for(name, symbol):
             raise _UnsettledError("the position changed while the exchange was read")
-        ours = [o for o in orders if o.is_stop and (o.position_stop or o.client_order_id.startswith(STOP_PREFIX))]
+        known = self._known_stop_ids(symbol, local)
+        ours = [o for o in orders if o.is_stop and (o.position_stop or o.client_order_id in known or _prefixed(o))]
         repairs += await self._resting(symbol, orders, actual, start=wait_for_expiry)  # the start pass waits
         if actual is None:
             return repairs + await self._flat(symbol, local, ours)
         return repairs + await self._open(symbol, local, actual, ours)
+
+    def _known_stop_ids(self, symbol: str, local: OpenPosition | None) -> set[str]:
+        """The ids the kernel and its journal know `symbol`'s stop in force by.
+
+        So an attached stop the venue gave no client id of ours (BingX lists it
+        by its order id) is known as ours after a restart too.
+        """
+        recorded = self.handler.journal.stop_for(self._exchange_name, symbol)
+        return {local.stop_cid if local is not None else "", recorded.cid if recorded is not None else ""} - {""}
 
     async def _resolve_pending(self, symbol: str, *, wait_for_expiry: bool) -> int:
         """Settle orders the journal lists as sent without an outcome; never resend them."""
@@ -236,6 +248,11 @@ class Reconciler:
             )
         )
         if stopped and found is not None:
+            fired = exit_reason(
+                found.avg_price,
+                (recorded.cid, recorded.stop_price),
+                (recorded.take_profit_cid, recorded.take_profit_price),
+            )
             move = found.avg_price - recorded.entry_price
             gross = recorded.qty * (move if recorded.side == "long" else -move)
             await handler.publish(
@@ -249,7 +266,7 @@ class Reconciler:
                     exit_price=found.avg_price,
                     pnl=gross - recorded.fees - found.fee,
                     fees=recorded.fees + found.fee,
-                    reason="stop_loss",
+                    reason=fired,
                 )
             )
         return 1
@@ -342,6 +359,7 @@ class Reconciler:
                 repairs += await self._cancel_orphan(symbol, order, "no position to take profit on")
             elif start and (profit or (cid.startswith(ENTRY_PREFIX) and not order.is_trigger)):
                 action = "take_profit_found" if profit else "resting_found"
+                exits = self.handler.journal.resting_exits(self._exchange_name, symbol, cid)
                 await self.handler.publish(
                     PositionReconciled(
                         ts_ns=self.handler.clock.now_ns(),
@@ -353,6 +371,7 @@ class Reconciler:
                         side=order.side,
                         stop_price=order.stop_price or order.price,
                         detail=cid,
+                        take_profit_price=exits.take_profit_price if exits is not None and not profit else 0.0,
                     )
                 )
         return repairs
@@ -381,6 +400,10 @@ class Reconciler:
 
     def __repr__(self) -> str:
         return f"Reconciler(exchange={self._exchange_name!r}, passes={self.passes}, repairs={self.repairs})"
+
+
+def _prefixed(order: OpenOrder) -> bool:
+    return order.client_order_id.startswith(STOP_PREFIX)
 
 
 def _closing_side(side: PositionSide) -> str:

@@ -57,7 +57,12 @@ def fee_in_quote(
 
 @runtime_checkable
 class FillFeeSource(Protocol):
-    """A venue whose order replies lack the fees: they are read from the order's trades (Binance USD-M)."""
+    """A venue whose order replies may lack the fees: they are read from the order's trades (Binance USD-M)."""
+
+    @property
+    def fills_carry_fees(self) -> bool:
+        """Whether an order's reply carries its fees (False: a fee of 0 in it means "not told")."""
+        ...
 
     async def fetch_fill_fees(self, symbol: str, order_id: str) -> float | None:
         """The fees of `order_id`'s fills in the quote currency; None where the order's own fee is the truth."""
