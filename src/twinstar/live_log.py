@@ -103,7 +103,7 @@ class LiveLog:
 
     def attach(self, bus: Bus) -> None:
         """Subscribe to every event: types added later get the generic line instead of none."""
-        bus.subscribe(Event, self.handle, name="LiveLog")
+        bus.subscribe(Event, self.handle, name="LiveLog", eager=False)
 
     def handle(self, event: Event) -> None:
         """Log `event` as one line, at the level it deserves."""

@@ -202,7 +202,7 @@ async def test_a_feed_that_keeps_failing_stops_for_good_and_the_others_run_on() 
     assert tap.of(HandlerFailed) == []
 
 
-async def test_futures_cancelled_under_a_feed_by_the_shared_client_are_a_reconnect_not_the_end() -> None:
+async def test_a_shared_client_torn_down_under_the_feeds_is_a_reconnect_not_the_end() -> None:
     async with venue() as v:
         v.live_klines_ms = SECOND
         clock = LiveClock()
@@ -213,15 +213,21 @@ async def test_futures_cancelled_under_a_feed_by_the_shared_client_are_a_reconne
         try:
             async with Kernel(clock=clock, components=[tap, *feeds]) as kernel, _pushing(v, ["BTCUSDT", "ETHUSDT"]):
                 await _until(lambda: len(tap.of(FeedConnected)) == 2)  # both watching, each with a frame seen
-                for client in adapter.ccxt.clients.values():  # as ccxt.pro does to a client it tears down
+                assert all(feed._sockets for feed in feeds)  # subscribed: frames are pushed, no watch per frame
+                clients = list(adapter.ccxt.clients.values())
+                for client in clients:  # as ccxt.pro does to a client it tears down: its futures first
                     for future in list(client.futures.values()):
                         future.cancel()
+                before = len(tap.of(CandleClosed))
+                await _until(lambda: len(tap.of(CandleClosed)) >= before + 2)  # no future was ours: candles go on
+                for client in clients:  # then the socket itself
+                    await client.close()
                 await _until(lambda: len(tap.of(FeedDisconnected)) == 2)
                 await _until(lambda: len(tap.of(FeedConnected)) >= 4)
                 await kernel.stop("test done")
         finally:
             await adapter.close()
-    assert {e.reason for e in tap.of(FeedDisconnected)} == {"CancelledError: "}  # type: ignore[attr-defined]
+    assert {e.reason.split(":")[0] for e in tap.of(FeedDisconnected)} == {"NetworkError"}  # type: ignore[attr-defined]
     assert tap.of(HandlerFailed) == []
 
 

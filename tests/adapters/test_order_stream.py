@@ -21,10 +21,10 @@ from tests.pipeline.harness import Tap
 from twinstar import Config, Kernel
 from twinstar.adapters import make_exchange
 from twinstar.adapters.ccxt_base import CcxtExchange
-from twinstar.adapters.order_stream import OrderStream, streams_orders
+from twinstar.adapters.order_stream import ORDERS_KEPT, OrderStream, streams_orders
 from twinstar.bus.events import CandleClosed, FeedConnected, FeedDisconnected, OrderUpdated, PositionClosed, SLUpdated
 from twinstar.clock import LiveClock
-from twinstar.config import RiskConfig
+from twinstar.config import ExchangeConfig, RiskConfig
 from twinstar.handlers import build_pipeline
 from twinstar.handlers.position import PositionHandler
 from twinstar.testing import bybit_venue
@@ -183,3 +183,19 @@ async def test_futures_cancelled_by_a_closed_shared_client_are_a_reconnect_not_t
             assert await _until(lambda: bool(tap.of(FeedConnected)))  # back, and the kernel lives
         await exchange.close()
     assert [(e.interval, e.reason) for e in tap.of(FeedDisconnected)] == [("orders", "CancelledError: ")]  # type: ignore[attr-defined]
+
+
+async def test_ccxt_pro_keeps_only_the_newest_orders_unless_the_user_says_otherwise() -> None:
+    exchanges = [
+        make_exchange(ExchangeConfig(id="binanceusdm", options=options), LiveClock())
+        for options in ({}, {"ordersLimit": 500})
+    ]
+    try:
+        assert exchanges[0].ccxt.options.get("ordersLimit", 1000) == 1000  # ccxt's own, grown into over a long run
+        for exchange in exchanges:
+            OrderStream(exchange, ["BTC/USDT:USDT"], LiveClock())
+        assert [e.ccxt.options["ordersLimit"] for e in exchanges] == [ORDERS_KEPT, 500]
+        assert exchanges[0].ccxt.options["tradesLimit"] == ORDERS_KEPT  # the account's fills, likewise
+    finally:
+        for exchange in exchanges:
+            await exchange.close()

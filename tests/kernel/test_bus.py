@@ -4,6 +4,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 import anyio
+import anyio.lowlevel
 import msgspec
 import pytest
 
@@ -229,19 +230,70 @@ async def test_a_plain_handler_that_raises_is_reported_like_an_async_one() -> No
     ]
 
 
-async def test_live_emit_enqueues_at_once_and_hands_back_the_wait_only_when_a_mailbox_is_full() -> None:
+async def test_live_emit_calls_an_idle_plain_handler_at_once_and_hands_back_the_wait_only_when_full() -> None:
     bus = Bus(SimClock(), mode="live", mailbox_size=1)
     seen: list[int] = []
-    bus.subscribe(CandleClosed, lambda event: seen.append(event.open_time_ms // 60_000))
+    gate = anyio.Event()
+
+    def handler(event: CandleClosed) -> Awaitable[None] | None:
+        seen.append(event.open_time_ms // 60_000)
+        return gate.wait() if event.open_time_ms == 0 else None  # candle 0 keeps the handler busy
+
+    bus.subscribe(CandleClosed, handler)
     async with anyio.create_task_group() as tg:
         bus.start(tg)
-        assert bus.emit(candle(0)) is None  # room in the mailbox
-        pending = bus.emit(candle(1))  # the mailbox still holds candle 0
-        assert pending is not None
+        assert bus.emit(candle(0)) is None  # idle: called at once, in the publisher's turn
+        assert seen == [0]
+        assert bus.emit(candle(1)) is None  # busy: queued, room in the mailbox
+        pending = bus.emit(candle(2))  # the mailbox holds candle 1
+        assert pending is not None and seen == [0]
+        gate.set()
         await pending
         await bus.idle()
+        assert bus.emit(candle(3)) is None and seen == [0, 1, 2, 3]  # idle again: at once
         tg.cancel_scope.cancel()
-    assert seen == [0, 1]
+
+
+async def test_an_event_published_by_an_eager_handler_reaches_every_subscriber_after_the_one_delivered() -> None:
+    bus = Bus(SimClock(), mode="live")
+    order: list[tuple[str, str]] = []
+
+    def first(event: Event) -> None:
+        order.append(("first", type(event).__name__))
+        if isinstance(event, CandleClosed):
+            assert bus.emit(signal(event.open_time_ms)) is None
+
+    bus.subscribe(Event, first, name="first")
+    bus.subscribe(Event, lambda event: order.append(("second", type(event).__name__)), name="second")
+    async with anyio.create_task_group() as tg:
+        bus.start(tg)
+        await bus.publish(candle(0))
+        await bus.idle()
+        tg.cancel_scope.cancel()
+    assert [name for who, name in order if who == "second"] == ["CandleClosed", "SignalFired"]
+    assert [name for who, name in order if who == "first"] == ["CandleClosed", "SignalFired"]
+
+
+async def test_a_subscriber_that_is_not_eager_runs_after_the_publishers_turn_once_for_a_burst() -> None:
+    bus = Bus(SimClock(), mode="live")
+    decided: list[int] = []
+    kept: list[tuple[int, int]] = []  # (candle, decisions made when the bookkeeper saw it)
+    bus.subscribe(CandleClosed, lambda event: decided.append(event.open_time_ms // 60_000), name="strategy")
+    bus.subscribe(
+        CandleClosed,
+        lambda event: kept.append((event.open_time_ms // 60_000, len(decided))),
+        name="storage",
+        eager=False,
+    )
+    async with anyio.create_task_group() as tg:
+        bus.start(tg)
+        await anyio.lowlevel.checkpoint()  # the mailbox tasks are waiting
+        for i in range(3):  # a burst, as when many symbols close at once
+            assert bus.emit(candle(i)) is None
+        assert decided == [0, 1, 2] and kept == []  # decisions first, in the publisher's turn
+        await bus.idle()
+        tg.cancel_scope.cancel()
+    assert kept == [(0, 3), (1, 3), (2, 3)]  # then the bookkeeping, in publish order
 
 
 async def test_publishing_without_subscribers_is_a_no_op_and_closed_bus_refuses() -> None:

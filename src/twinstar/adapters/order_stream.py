@@ -27,6 +27,8 @@ from twinstar.clock import Clock
 
 STREAM: Final = "orders"  # the `interval` of this stream's feed events
 ALL_SYMBOLS: Final = "*"
+ORDERS_KEPT: Final = 100
+CCXT_KEPT: Final = 1_000  # ccxt.pro's own default for its order and trade caches
 
 
 def streams_orders(exchange: CcxtExchange) -> bool:
@@ -52,6 +54,15 @@ class OrderStream:
         self.backoff_s = backoff_s
         self.settle_s = settle_s
         self.updates = 0
+        # ccxt.pro keeps `ordersLimit` orders (1,000 by default, with their raw messages) and hands over only
+        # the new ones, which are all this stream reads: a long run need not carry a thousand old orders.
+        options = exchange.ccxt.options
+        if "ordersLimit" not in exchange.config.options:  # the user's own setting wins
+            options["ordersLimit"] = ORDERS_KEPT
+        # The account's fills go into the `tradesLimit` cache too; a trade-built feed may have raised it for
+        # public trades (same option), and then it stays.
+        if "tradesLimit" not in exchange.config.options and int(options.get("tradesLimit") or 0) <= CCXT_KEPT:
+            options["tradesLimit"] = ORDERS_KEPT
         self._bus: Bus | None = None
         self._stopped = False
 

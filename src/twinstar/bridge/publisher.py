@@ -64,7 +64,7 @@ class Bridge:
 
     def attach(self, bus: Bus) -> None:
         """Subscribe once to every event: one mailbox keeps the outbox in publish order."""
-        bus.subscribe(Event, self.handle, name="Bridge")
+        bus.subscribe(Event, self.handle, name="Bridge", eager=False)
 
     def came_from_bridge(self, event: Event) -> None:
         """`event` is about to be published on the bus by a consumer of the bridge: do not send it back."""

@@ -89,15 +89,15 @@ class Recorder:
         self._append(_encoder.encode(self._header))
         self._flush()
         if not self._skip:
-            bus.subscribe(Event, self.handle, name="Recorder")
+            bus.subscribe(Event, self.handle, name="Recorder", eager=False)
         elif bus.mode == "replay":
             # One subscription per recorded type: a skipped event (a backtest's every candle) costs no call.
             # Replay runs a type's subscribers in subscription order, so the order recorded is the same.
             for event_type in EVENT_TYPES:
                 if event_type not in self._skip:
-                    bus.subscribe(event_type, self.handle, name="Recorder")
+                    bus.subscribe(event_type, self.handle, name="Recorder", eager=False)
         else:  # live mailboxes are per subscription: one, so events stay in publish order
-            bus.subscribe(Event, self._handle_unskipped, name="Recorder")
+            bus.subscribe(Event, self._handle_unskipped, name="Recorder", eager=False)
 
     def _append(self, payload: bytes) -> None:
         self._buffer += _LENGTH.pack(len(payload))

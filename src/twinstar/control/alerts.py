@@ -80,7 +80,7 @@ class Alerts:
 
     def attach(self, bus: Bus) -> None:
         """Follow every event; only those worth an alert are queued."""
-        bus.subscribe(Event, self.handle, name="Alerts")
+        bus.subscribe(Event, self.handle, name="Alerts", eager=False)
 
     def handle(self, event: Event) -> None:
         """Queue `event`'s line if it is worth an alert; never waits."""

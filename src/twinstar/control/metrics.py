@@ -106,7 +106,7 @@ class Metrics:
 
     def attach(self, bus: Bus) -> None:
         """Follow every event."""
-        bus.subscribe(Event, self.handle, name="Metrics")
+        bus.subscribe(Event, self.handle, name="Metrics", eager=False)
 
     def handle(self, event: Event) -> None:
         """Count `event` where a metric measures it."""

@@ -153,7 +153,7 @@ class StatusModel:
     def attach(self, bus: Bus) -> None:
         """Follow every event."""
         self._live = bus.mode == "live"
-        bus.subscribe(Event, self.apply, name="StatusModel")
+        bus.subscribe(Event, self.apply, name="StatusModel", eager=False)
 
     def apply(self, event: Event) -> None:
         """Take `event` into the status and wake whoever waits for a change."""

@@ -125,7 +125,7 @@ class CandleStorage:
     def attach(self, bus: Bus) -> None:
         """Subscribe to closed candles."""
         self._bus = bus
-        bus.subscribe(CandleClosed, self.handle, name="CandleStorage")
+        bus.subscribe(CandleClosed, self.handle, name="CandleStorage", eager=False)
 
     async def start(self) -> None:
         """Lock the root, clear crash leftovers, set aside unreadable files, preload history."""

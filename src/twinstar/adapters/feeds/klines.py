@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import itertools
 from typing import Any
 
+from ccxt.base.errors import NetworkError
+
 from twinstar.adapters.base import Bar, bar_from_row
 from twinstar.adapters.ccxt_base import CcxtExchange
 from twinstar.adapters.feeds.watched import WatchedFeed
+from twinstar.adapters.kline_arrivals import KlineListener
+from twinstar.adapters.kline_arrivals import tap as tap_kline_arrivals
 from twinstar.adapters.kline_finals import track as track_kline_finals
 from twinstar.bus.events import (
     CandleRejected,
@@ -19,17 +24,22 @@ from twinstar.config import FeedConfig
 OHLCV_KEPT = 100  # rows ccxt.pro keeps per symbol: far more than can arrive between two of our reads
 
 
-class StreamCandleFeed(WatchedFeed):
+class StreamCandleFeed(WatchedFeed, KlineListener):
     """Component: closed candles from a ccxt.pro `watch_ohlcv` stream, REST-backfilled.
 
     A candle is published once a newer candle appears in the stream, so a
     candle still being traded is never taken for a closed one. Its values are
     the final ones only if the venue's final update arrived (`kline_finals`);
     otherwise the candle is confirmed over REST first and published as the
-    venue's REST answer has it.
+    venue's REST answer has it. Once subscribed, frames are pushed to the feed
+    (`kline_arrivals`) rather than watched for one call at a time.
     """
 
     _current: Bar | None = None  # the stream's candle still being traded
+    _sockets: tuple[Any, ...] = ()  # the ccxt.pro clients carrying our subscription; () until subscribed
+    _fresh = False  # a frame arrived since the cache was last read
+    _broken: Exception | None = None  # our socket closed under us
+    _waiter: asyncio.Future[None] | None = None
 
     def __init__(
         self, exchange: CcxtExchange, symbol: str, interval: str, clock: Clock, *, settings: FeedConfig | None = None
@@ -40,22 +50,70 @@ class StreamCandleFeed(WatchedFeed):
         if "OHLCVLimit" not in exchange.config.options:  # the user's own setting wins
             exchange.ccxt.options["OHLCVLimit"] = OHLCV_KEPT
         self._finals = track_kline_finals(exchange.ccxt)
+        self._arrivals = tap_kline_arrivals(exchange.ccxt)
         self.confirmed_over_rest = 0
+
+    def _key(self) -> tuple[str, str]:
+        """This feed's frames as the venue names them: (market id, interval code)."""
+        ccxt = self.exchange.ccxt
+        market_id = str(((ccxt.markets or {}).get(self.symbol) or {}).get("id", ""))
+        return market_id, str((ccxt.timeframes or {}).get(self.interval, self.interval))
 
     async def _final(self, candle: Bar) -> Bar:
         """`candle` as the venue has it closed: the stream's own if its final update came, else REST's."""
-        ccxt = self.exchange.ccxt
-        if self._finals is not None:
-            market_id = str(((ccxt.markets or {}).get(self.symbol) or {}).get("id", ""))
-            interval = str((ccxt.timeframes or {}).get(self.interval, self.interval))
-            if self._finals.seen(market_id, interval, candle.open_time_ms):
-                return candle
+        if self._finals is not None and self._finals.seen(*self._key(), candle.open_time_ms):
+            return candle
         self.confirmed_over_rest += 1
         rows = await self.exchange.fetch_ohlcv(self.symbol, self.interval, since_ms=candle.open_time_ms, limit=2)
         return next((bar for bar in rows if bar.open_time_ms == candle.open_time_ms), candle)
 
     async def _watch(self) -> Any:
-        return self._cached_newer() or await self.exchange.ccxt.watch_ohlcv(self.symbol, self.interval)
+        if not self._sockets or self._current is None:
+            return self._cached_newer() or await self._subscribe()
+        if not self._fresh:
+            self._waiter = waiter = asyncio.get_running_loop().create_future()
+            try:
+                await waiter
+            finally:
+                self._waiter = None
+        if self._broken is not None:
+            raise self._broken
+        self._fresh = False
+        return self._cached_since(self._current.open_time_ms)
+
+    async def _subscribe(self) -> Any:
+        """Watch once; from then on, where the venue's frames are tapped, they are pushed to `arrived`."""
+        rows = await self.exchange.ccxt.watch_ohlcv(self.symbol, self.interval)
+        if self._arrivals is not None and not self._sockets:
+            self._sockets = tuple(self._own_sockets().values())
+            self._fresh = False  # what arrived so far is in `rows`
+            if self._sockets:
+                self._arrivals.listen(self._key(), self)
+        return rows
+
+    def arrived(self) -> None:
+        self._fresh = True
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def closed(self, client: Any, error: Any) -> None:
+        if client not in self._sockets:
+            return
+        self._broken = error if isinstance(error, Exception) else NetworkError(f"stream closed, code {error}")
+        self.arrived()
+
+    def _cached_since(self, open_ms: int) -> list[Any]:
+        """ccxt.pro's cached rows of this feed from the candle opening at `open_ms` on (oldest first)."""
+        timeframes: dict[str, Any] = getattr(self.exchange.ccxt, "ohlcvs", None) or {}
+        stored = (timeframes.get(self.symbol) or {}).get(self.interval) or []
+        rows = getattr(stored, "_deque", stored)  # the cache's own deque: read at C speed, not item by item
+        tail: list[Any] = []
+        for row in reversed(rows):
+            if _open_ms(row) < open_ms:
+                break
+            tail.append(row)
+        return tail[::-1]
 
     def _cached_newer(self) -> list[Any] | None:
         """Rows ccxt.pro stored while we were busy, if a newer candle is among them.
@@ -81,8 +139,10 @@ class StreamCandleFeed(WatchedFeed):
 
     def _reset(self) -> None:
         self._current = None
+        self._sockets, self._broken, self._fresh = (), None, False  # the next watch subscribes again
 
     async def _unwatch(self) -> None:
+        self._sockets = ()
         if self.exchange.ccxt.has.get("unWatchOHLCV"):
             with contextlib.suppress(Exception):  # already gone is as good as dropped
                 await self.exchange.ccxt.un_watch_ohlcv(self.symbol, self.interval)

@@ -157,8 +157,15 @@ class WatchedFeed:
         overdue_in_s = math.inf if due is None or due <= self._checked_due_ms else (due - self.clock.now_ms()) / 1000
         if overdue_in_s <= 0:
             return _OVERDUE
-        with anyio.move_on_after(min(self.settings.silence_s, overdue_in_s)):  # watchdogs: real time by nature
-            return await self._watch()
+        # Watchdogs: real time by nature. asyncio's timeout, not anyio's scope: this runs for every frame,
+        # and it costs a timer handle where a cancel scope costs several times that.
+        watchdog = asyncio.timeout(min(self.settings.silence_s, overdue_in_s))
+        try:
+            async with watchdog:
+                return await self._watch()
+        except TimeoutError:
+            if not watchdog.expired():
+                raise  # not our watchdog's
         due = self._due_ms()
         if due is not None and due > self._checked_due_ms and self.clock.now_ms() >= due:
             return _OVERDUE
