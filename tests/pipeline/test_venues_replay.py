@@ -55,7 +55,7 @@ async def _record(path: Path, config: Config) -> None:
 async def test_each_venue_is_replayed_on_its_own_simulator(tmp_path: Path) -> None:
     config = Config.from_toml(CONFIG)
     await _record(tmp_path / "live.tws", config)
-    await replay(tmp_path / "live.tws", output=tmp_path / "replayed.tws", components=sim_components)
+    await replay(tmp_path / "live.tws", output=tmp_path / "replayed.tws", components=sim_components, simulate=True)
     events = list(read_stream(tmp_path / "replayed.tws"))
     placed = [(e.exchange, e.side, e.intent, e.avg_price) for e in events if isinstance(e, OrderPlaced)]
     assert placed == [

@@ -13,7 +13,8 @@ from twinstar.candles import CandleFileError
 from twinstar.cli import COMMANDS, build_parser
 from twinstar.config import Config, RiskConfig
 from twinstar.data import bundled_candles_path
-from twinstar.portfolio import load_symbols, run_portfolio
+from twinstar.portfolio.runner import run_portfolio
+from twinstar.portfolio.sources import load_symbols
 from twinstar.report.statistics import Statistics
 
 pytestmark = pytest.mark.anyio

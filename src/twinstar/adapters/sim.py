@@ -62,6 +62,7 @@ from twinstar.adapters.base import (
 from twinstar.bus.bus import Bus
 from twinstar.bus.events import CandleClosed, PositionSide, Side, TimeInForce
 from twinstar.clock import Clock
+from twinstar.compiled import mypyc_attr
 from twinstar.config import SimConfig
 from twinstar.money.costs import market_fill_price
 from twinstar.money.funding import FundingRates, SimFunding
@@ -104,6 +105,7 @@ class _Resting(msgspec.Struct):
     reduce_only: bool
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # compiled by mypyc, still subclassable (tests, fault venues)
 class SimExchange:
     """The Exchange protocol, simulated; a Component so it sees every candle first."""
 

@@ -129,7 +129,7 @@ async def run_checked(
     config, frame, source = checked.config, checked.frame, checked.source
     length_ms = interval_ms(source.interval)
     clock = SimClock((int(frame["open_time_ms"][0]) + length_ms) * 1_000_000, autojump=True)
-    report = BacktestReport(config.sim.initial_balance, frame, length_ms)
+    report = BacktestReport(config.sim.initial_balance, frame, length_ms, series=(source.exchange, source.symbol))
     parts: list[Component] = [
         *sim_components(config, clock),
         report,
@@ -164,7 +164,7 @@ async def run_checked(
     candles = frame.height if not interrupted else int((frame["open_time_ms"] <= last_open_ms).sum())
     if on_progress is not None:
         on_progress(candles)
-    report.curve.finish(candles)
+    report.finish(candles)
     seconds = {"run": time.perf_counter() - started}
     title = f"{config.strategy.name} on {source.symbol} {source.interval} (backtest)"
     if run_dir is None:

@@ -24,6 +24,7 @@ from twinstar.intervals import interval_ms
 
 META_KEY: Final = "data"  # the stream header's meta entry that holds the DataSource, as JSON
 _BATCH: Final = 1_024  # candles made objects at a time: memory stays flat, and a stop request waits one batch
+_SLICE: Final = 65_536  # rows read out of polars at a time, as plain values
 
 
 class DataSource(msgspec.Struct, frozen=True, kw_only=True):
@@ -107,23 +108,27 @@ def input_batches(
                 source="backtest",
             )
             yield [flatten]
-        for first in range(start, end, _BATCH):
-            part = frame.slice(first, min(_BATCH, end - first))
+        for first in range(start, end, _SLICE):
+            # Few, large calls into polars (each one costs far more than its rows), then small batches of events.
+            part = frame.slice(first, min(_SLICE, end - first))
             closes_ns = ((part["open_time_ms"] + length_ms) * 1_000_000).to_list()
             columns = [part[name].to_list() for name in ("open_time_ms", "open", "high", "low", "close", "volume")]
-            yield [
-                CandleClosed(
-                    ts_ns=ts_ns,
-                    exchange=exchange,
-                    symbol=symbol,
-                    interval=interval,
-                    open_time_ms=open_ms,
-                    open=o,
-                    high=h,
-                    low=low,
-                    close=c,
-                    volume=v,
-                )
-                for ts_ns, open_ms, o, h, low, c, v in zip(closes_ns, *columns, strict=True)
-            ]
+            for at in range(0, part.height, _BATCH):
+                yield [
+                    CandleClosed(
+                        ts_ns=ts_ns,
+                        exchange=exchange,
+                        symbol=symbol,
+                        interval=interval,
+                        open_time_ms=open_ms,
+                        open=o,
+                        high=h,
+                        low=low,
+                        close=c,
+                        volume=v,
+                    )
+                    for ts_ns, open_ms, o, h, low, c, v in zip(
+                        closes_ns[at : at + _BATCH], *(column[at : at + _BATCH] for column in columns), strict=True
+                    )
+                ]
         start = end

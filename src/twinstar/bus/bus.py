@@ -45,6 +45,7 @@ import anyio.abc
 
 from twinstar.bus.events import Event, HandlerFailed
 from twinstar.clock import Clock
+from twinstar.compiled import mypyc_attr
 
 log: Final = logging.getLogger("twinstar.bus")
 
@@ -85,6 +86,7 @@ def _finish(coro: Coroutine[Any, Any, None], yielded: Any) -> Generator[Any, Any
                 return
 
 
+@mypyc_attr(native_class=False)  # compiled by mypyc, a RuntimeError subclass must stay a Python class
 class BusClosedError(RuntimeError):
     """Raised by `publish` after the bus was closed."""
 

@@ -30,7 +30,7 @@ async def run(args: argparse.Namespace) -> int:
         return 2
     with tempfile.TemporaryDirectory() as scratch:
         output = Path(scratch) / "simulated.tws"
-        await replay(args.file, output=output, components=sim_components)
+        await replay(args.file, output=output, components=sim_components, simulate=True)
         divergence = compare(original, read_stream(output))
     if divergence.index < 0:
         print("no departure: the re-simulated decisions equal the recorded ones")

@@ -21,6 +21,7 @@ from typing import NamedTuple, Protocol
 from twinstar.bus.bus import Bus
 from twinstar.bus.events import CandleClosed, OrderType, Side, SignalFired, TimeInForce
 from twinstar.clock import Clock
+from twinstar.compiled import mypyc_attr
 from twinstar.handlers.user_strategy import checked_instance, is_user_strategy, load_strategy_class
 from twinstar.intervals import interval_ms
 
@@ -53,6 +54,7 @@ class Strategy(Protocol):
         ...
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # compiled by mypyc, a user's strategy may still extend it
 class SmaCross:
     """Go long when the fast SMA crosses above the slow one, short when it crosses below.
 
@@ -108,6 +110,7 @@ class SmaCross:
         return f"SmaCross(fast={self._fast}, slow={self._slow}, prev_sign={self._prev_above})"
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # compiled by mypyc, a user's strategy may still extend it
 class AtrBreakout:
     """Donchian breakout with an ATR stop.
 

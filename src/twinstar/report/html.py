@@ -17,7 +17,7 @@ from typing import Any, Final
 
 import polars as pl
 
-from twinstar.atomic import write_bytes_atomically
+from twinstar.atomic import replace_atomically
 from twinstar.report.statistics import Statistics
 
 MAX_CANDLES: Final = 4_000
@@ -192,13 +192,23 @@ def write_html_report(
     if trades.height > MAX_TABLE_TRADES:
         note = f"<p>First {MAX_TABLE_TRADES:,} of {trades.height:,} trades; all are in trades.csv.</p>"
     header = ["entry", "exit", "side", "size", "entry price", "exit price", "exit reason", "fees", "PnL", "return %"]
-    page = f"""<!DOCTYPE html>
+    parts = [
+        f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title><style>{_STYLE}</style></head>
 <body><h1>{html.escape(title)}</h1>
-{plot}
+""",
+        plot,
+        f"""
 <h2>Statistics</h2>{_table(["", ""], [list(row) for row in stats.rows()], "stats")}
 <h2>Trades</h2>{note}{_table(header, _trade_rows(trades), "trades")}
 </body></html>
-"""
-    write_bytes_atomically(path, page.encode())
+""",
+    ]
+
+    def write(temp: Path) -> None:
+        # Part by part: the page (10 MB with 40k trades) is never copied whole, as text or as bytes.
+        with temp.open("w", encoding="utf-8", newline="\n") as page:
+            page.writelines(parts)
+
+    replace_atomically(path, write)
     return path

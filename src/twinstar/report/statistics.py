@@ -160,16 +160,17 @@ def trade_bars(curve: pl.DataFrame, trades: pl.DataFrame) -> pl.DataFrame:
 
 
 def _exposure(bars: int, spans: pl.DataFrame) -> float:
-    """Share of bars inside some [entry bar, exit bar], by a running count of entries minus exits."""
+    """Share of bars inside some [entry bar, exit bar]: the length of the spans' union, over the trades, not the bars.
+
+    In entry order, a span adds the bars past the furthest exit before it.
+    """
     if bars == 0:
         return 0.0
-    steps = pl.concat(
-        [spans.select(bar="entry_bar", step=pl.lit(1)), spans.select(bar=pl.col("exit_bar") + 1, step=pl.lit(-1))]
-    )
-    per_bar = steps.group_by("bar").agg(pl.col("step").sum())
-    every_bar = pl.DataFrame({"bar": pl.int_range(bars, eager=True, dtype=pl.Int64)})
-    open_count = every_bar.join(per_bar, on="bar", how="left").sort("bar")["step"].fill_null(0).cum_sum()
-    return 100 * float((open_count > 0).mean())  # type: ignore[arg-type]
+    spans = spans.sort("entry_bar", "exit_bar")
+    reach = pl.col("exit_bar").cum_max().shift(1, fill_value=-1)
+    added = (pl.col("exit_bar") - pl.max_horizontal("entry_bar", reach + 1) + 1).clip(lower_bound=0)
+    covered = spans.select(added.sum()).item() or 0
+    return 100 * (covered / bars)
 
 
 def _max_drawdown_duration_ms(times: pl.Series, drawdown: pl.Series) -> int | None:

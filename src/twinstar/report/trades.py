@@ -52,8 +52,10 @@ class _Holding(msgspec.Struct):
 class TradeBook:
     """Collects trades from `PositionOpened`, `SLUpdated` and `PositionClosed`, keyed by (venue, symbol)."""
 
-    def __init__(self) -> None:
-        self.rows: list[dict[str, object]] = []
+    def __init__(self, *, follow_candles: bool = True) -> None:
+        # One tuple per trade, in the order of TRADE_SCHEMA (without return_pct): 40k trades stay small.
+        self.rows: list[tuple[object, ...]] = []
+        self._follow_candles = follow_candles  # False: the owner tells the last close (`last_close`)
         self._open: dict[tuple[str, str], _Holding] = {}
         self._last: dict[tuple[str, str], tuple[int, float]] = {}  # candle close time (ns) and price
         self.stop_times_ms: list[int] = []  # the stop level over time, for the chart
@@ -64,11 +66,16 @@ class TradeBook:
         bus.subscribe(PositionOpened, self.on_opened)
         bus.subscribe(SLUpdated, self.on_stop)
         bus.subscribe(PositionClosed, self.on_closed)
-        bus.subscribe(CandleClosed, self.on_candle)
+        if self._follow_candles:
+            bus.subscribe(CandleClosed, self.on_candle)
 
     def on_candle(self, event: CandleClosed) -> None:
         """Remember the last close: a position open at the end is marked there."""
         self._last[event.exchange, event.symbol] = (event.ts_ns, event.close)
+
+    def last_close(self, exchange: str, symbol: str, ts_ns: int, price: float) -> None:
+        """Set the last close of a series, as `on_candle` would (a backtest knows it from its input frame)."""
+        self._last[exchange, symbol] = (ts_ns, price)
 
     def on_opened(self, event: PositionOpened) -> None:
         """Start a holding at the filled size and price."""
@@ -95,8 +102,7 @@ class TradeBook:
         if reason == "stop" and holding is not None and holding.stop != holding.first_stop:
             reason = "trailing_stop"
         row = _row(key, event.side, event.qty, entry_ns, event.ts_ns, event.entry_price, event.exit_price)
-        booked = {"fees": event.fees, "funding": event.funding, "slippage": event.slippage, "pnl": event.pnl}
-        self.rows.append(row | {"stop_price": stop, "exit_reason": reason} | booked)
+        self.rows.append((*row, stop, reason, event.fees, event.funding, event.slippage, event.pnl))
         if holding is not None:
             left = holding.qty - event.qty
             if left <= 1e-12:
@@ -117,9 +123,7 @@ class TradeBook:
             move = price - holding.entry_price
             gross = holding.qty * (move if holding.side == "long" else -move)
             row = _row(key, holding.side, holding.qty, holding.entry_ns, exit_ns, holding.entry_price, price)
-            end = {"stop_price": holding.stop, "exit_reason": "end_of_data", "fees": holding.entry_fee}
-            end |= {"funding": 0.0, "slippage": 0.0}
-            rows.append(row | end | {"pnl": gross - holding.entry_fee})
+            rows.append((*row, holding.stop, "end_of_data", holding.entry_fee, 0.0, 0.0, gross - holding.entry_fee))
         frame = pl.DataFrame(rows, schema={k: v for k, v in TRADE_SCHEMA.items() if k != "return_pct"}, orient="row")
         # backtesting.py's ReturnPct: the net PnL over the entry value.
         return frame.with_columns(return_pct=100 * pl.col("pnl") / (pl.col("size") * pl.col("entry_price")))
@@ -136,17 +140,9 @@ class TradeBook:
 
 def _row(
     key: tuple[str, str], side: str, qty: float, entry_ns: int, exit_ns: int, entry: float, exit_: float
-) -> dict[str, object]:
-    return {
-        "exchange": key[0],
-        "symbol": key[1],
-        "side": side,
-        "size": qty,
-        "entry_time": entry_ns // 1_000_000,
-        "exit_time": exit_ns // 1_000_000,
-        "entry_price": entry,
-        "exit_price": exit_,
-    }
+) -> tuple[object, ...]:
+    """The first columns of a trade row: exchange, symbol, side, size, entry and exit time (ms) and price."""
+    return (key[0], key[1], side, qty, entry_ns // 1_000_000, exit_ns // 1_000_000, entry, exit_)
 
 
 def write_trades(trades: pl.DataFrame, folder: Path) -> tuple[Path, Path]:
