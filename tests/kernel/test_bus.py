@@ -296,6 +296,28 @@ async def test_a_subscriber_that_is_not_eager_runs_after_the_publishers_turn_onc
     assert kept == [(0, 3), (1, 3), (2, 3)]  # then the bookkeeping, in publish order
 
 
+async def test_unsubscribing_while_an_eager_call_still_awaits_lets_it_finish_and_the_bus_go_idle() -> None:
+    bus = Bus(SimClock(), mode="live")
+    gate = anyio.Event()
+    finished: list[int] = []
+
+    async def finish(event: CandleClosed) -> None:
+        await gate.wait()
+        finished.append(event.open_time_ms)
+
+    sub = bus.subscribe(CandleClosed, finish)
+    async with anyio.create_task_group() as tg:
+        bus.start(tg)
+        await anyio.lowlevel.checkpoint()
+        assert bus.emit(candle(0)) is None  # called at once; its coroutine goes to the task
+        bus.unsubscribe(sub)
+        gate.set()
+        with anyio.fail_after(5):
+            await bus.idle()
+        tg.cancel_scope.cancel()
+    assert finished == [0]
+
+
 async def test_publishing_without_subscribers_is_a_no_op_and_closed_bus_refuses() -> None:
     bus = Bus(SimClock(), mode="live")
     await bus.publish(candle(0))

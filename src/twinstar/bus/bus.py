@@ -470,7 +470,7 @@ class Bus:
         items = sub.items
         loop = asyncio.get_running_loop()
         fn = sub.fn
-        while not sub.closed:
+        while not sub.closed or sub._eager is not None:  # what a publisher started is finished, even when unsubscribed
             if sub._eager is not None:
                 rest, event = sub._eager
                 sub._eager = None
