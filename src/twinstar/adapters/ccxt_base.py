@@ -296,14 +296,16 @@ class CcxtExchange:
     #: How long a filled order's reply waits for its commission on the stream (the REST reply may come first).
     streamed_fee_wait_s: ClassVar[float] = 1.0
 
-    async def with_streamed_fees(self, order: dict[str, Any], symbol: str) -> dict[str, Any]:
+    async def with_streamed_fees(self, order: dict[str, Any], symbol: str, *, wait: bool) -> dict[str, Any]:
         """`order` with the fees its fills were pushed with on the private stream, where its reply has none.
 
         ccxt.pro keeps every order the stream pushed, its trades' commissions
         summed (Binance's ORDER_TRADE_UPDATE `n` in asset `N`), as each frame
         arrives. So an exit's fee is known without a trades read, which would
-        go out between a reversal's close and its entry. Without the stream the
-        reply's fees stand.
+        go out between a reversal's close and its entry: an exit `wait`s a
+        moment for it. An entry never waits, its stop goes first; what the
+        stream has not brought yet is read from the order's trades afterwards
+        (the position handler), as without the stream.
         """
         if self.fills_carry_fees or not self.fills_streamed or not float(order.get("filled") or 0.0):
             return order
@@ -316,8 +318,9 @@ class CcxtExchange:
             streamed = by_id.get(str(order.get("id") or ""))
             if isinstance(streamed, dict) and (streamed.get("fee") or streamed.get("fees")):
                 return order | {"fee": streamed.get("fee"), "fees": streamed.get("fees") or []}
-            if waited >= self.streamed_fee_wait_s or not self.fills_streamed:
-                log.warning("%s: no commission streamed for order %s; fee booked as 0", self._id, order.get("id"))
+            if not wait or waited >= self.streamed_fee_wait_s or not self.fills_streamed:
+                if wait:
+                    log.info("%s: no commission streamed for order %s yet; read from its trades", self._id, order.get("id"))
                 return order
             await self.clock.sleep(0.01)
             waited += 0.01
@@ -481,7 +484,7 @@ class CcxtExchange:
         if self.read_back_fills:
             result = await self.read_back(symbol, cid, qty)
         else:
-            order = await self.with_streamed_fees(order, symbol)
+            order = await self.with_streamed_fees(order, symbol, wait=entry.reduce_only)
             await self.price_fee_assets(order, symbol)
             result = self._result(order, cid, qty, symbol)
         in_force = result.ok and self._attached_in_force(result.status)
@@ -686,7 +689,7 @@ class CcxtExchange:
             order = await self.find_order(symbol, client_order_id)
         except Exception as exc:
             return self._failure(exc, client_order_id)
-        order = await self.with_streamed_fees(order, symbol)
+        order = await self.with_streamed_fees(order, symbol, wait=False)  # a lookup: the trades tell the rest
         await self.price_fee_assets(order, symbol)
         return self._result(order, client_order_id, 0.0, symbol)
 
