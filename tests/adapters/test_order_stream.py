@@ -182,7 +182,9 @@ async def test_futures_cancelled_by_a_closed_shared_client_are_a_reconnect_not_t
                     future.cancel()
             assert await _until(lambda: bool(tap.of(FeedConnected)))  # back, and the kernel lives
         await exchange.close()
-    assert [(e.interval, e.reason) for e in tap.of(FeedDisconnected)] == [("orders", "CancelledError: ")]  # type: ignore[attr-defined]
+    assert [(e.interval, e.reason) for e in tap.of(FeedDisconnected)] == [
+        ("orders", "socket closed under the watch (ccxt.pro cancelled it)")
+    ]  # type: ignore[attr-defined]
 
 
 async def test_ccxt_pro_keeps_only_the_newest_orders_unless_the_user_says_otherwise() -> None:

@@ -320,7 +320,9 @@ class CcxtExchange:
                 return order | {"fee": streamed.get("fee"), "fees": streamed.get("fees") or []}
             if not wait or waited >= self.streamed_fee_wait_s or not self.fills_streamed:
                 if wait:
-                    log.info("%s: no commission streamed for order %s yet; read from its trades", self._id, order.get("id"))
+                    log.info(
+                        "%s: no commission streamed for order %s yet; read from its trades", self._id, order.get("id")
+                    )
                 return order
             await self.clock.sleep(0.01)
             waited += 0.01

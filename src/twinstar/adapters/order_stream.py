@@ -20,7 +20,7 @@ from typing import Any, Final
 import anyio
 
 from twinstar.adapters.ccxt_base import CcxtExchange
-from twinstar.adapters.supervision import cancelled_from_outside
+from twinstar.adapters.supervision import cancelled_from_outside, reason_of
 from twinstar.bus.bus import Bus
 from twinstar.bus.events import FeedConnected, FeedDisconnected, OrderUpdated
 from twinstar.clock import Clock
@@ -89,7 +89,7 @@ class OrderStream:
                     return
                 attempt += 1
                 self.exchange.fills_streamed = False
-                reason = self.exchange.scrub(f"{type(exc).__name__}: {exc}")[:200]
+                reason = self.exchange.scrub(reason_of(exc))
                 wait = self.backoff_s[min(attempt, len(self.backoff_s)) - 1]
                 await self._publish(FeedDisconnected, reason=reason, attempt=attempt, retry_in_s=wait)
                 await self.clock.sleep(wait)

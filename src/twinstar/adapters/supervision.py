@@ -1,7 +1,7 @@
 """What keeps one feed's failures its own: reconnect backoff, and telling a foreign cancel from ours.
 
 Every feed runs its own loop under `Backoff`: waits double from
-`feed.backoff_initial_s` to `feed.backoff_max_s`, each with up to 20% jitter
+`feed.backoff_initial_s` to `feed.backoff_max_s`, each lengthened by up to 100% at random (`JITTER`)
 (so feeds that broke together do not all come back in the same instant), and
 after `feed.max_attempts` consecutive failures the feed gives up (0: never).
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import random
 
+from twinstar.adapters.base import ExchangeError
 from twinstar.config import FeedConfig
 
 # Each wait is drawn from [base, (1 + JITTER) * base]. A venue restart drops every feed of the venue at
@@ -52,3 +53,14 @@ def cancelled_from_outside(exc: BaseException) -> bool:
         return False
     task = asyncio.current_task()
     return task is None or task.cancelling() > 0
+
+
+def reason_of(exc: BaseException) -> str:
+    """What a feed's failure says about itself, in one line."""
+    if isinstance(exc, ExchangeError):
+        return exc.message[:200]
+    if isinstance(exc, TimeoutError):
+        return "stream silent"
+    if isinstance(exc, asyncio.CancelledError):  # ccxt.pro cancels every watcher of a client it closed
+        return "socket closed under the watch (ccxt.pro cancelled it)"
+    return f"{type(exc).__name__}: {exc}"[:200]

@@ -7,8 +7,8 @@ import logging
 import math
 from typing import Any, Final
 
-from twinstar.adapters.base import Bar, Exchange, ExchangeError
-from twinstar.adapters.supervision import Backoff, cancelled_from_outside
+from twinstar.adapters.base import Bar, Exchange
+from twinstar.adapters.supervision import Backoff, cancelled_from_outside, reason_of
 from twinstar.bus.bus import Bus
 from twinstar.bus.events import (
     CandleClosed,
@@ -48,15 +48,6 @@ DAY_MS: Final = 86_400_000
 OVERDUE_GRACE_S: Final = 5.0
 # A candle published this long after its close is `late` (a live feed publishes within a few seconds).
 LATE_AFTER_MS: Final = round(OVERDUE_GRACE_S * 1000)
-
-
-def reason_of(exc: BaseException) -> str:
-    """What a feed's failure says about itself, in one line."""
-    if isinstance(exc, ExchangeError):
-        return exc.message[:200]
-    if isinstance(exc, TimeoutError):
-        return "stream silent"
-    return f"{type(exc).__name__}: {exc}"[:200]
 
 
 def bar_problem(bar: Bar, length_ms: int = 0) -> str | None:

@@ -16,9 +16,8 @@ from twinstar.adapters.ccxt_base import CcxtExchange
 from twinstar.adapters.feeds.polling import (
     OVERDUE_GRACE_S,
     PollingCandleFeed,
-    reason_of,
 )
-from twinstar.adapters.supervision import Backoff, cancelled_from_outside
+from twinstar.adapters.supervision import Backoff, cancelled_from_outside, reason_of
 from twinstar.bus.bus import Bus
 from twinstar.bus.events import (
     FeedConnected,
