@@ -153,6 +153,11 @@ class RecordedExchange:
         return self._native_stop
 
     @property
+    def fills_carry_fees(self) -> bool:
+        """Each recorded reply carries the fee live booked; an entry's fee read later comes by `fetch_fill_fees`."""
+        return True
+
+    @property
     def request_expiry_ms(self) -> int | None:
         """Every answer is known: a failed request can no longer execute."""
         return 0
