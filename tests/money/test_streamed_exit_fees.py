@@ -115,3 +115,25 @@ async def test_without_the_stream_the_exits_fee_comes_from_its_trades() -> None:
     assert [(c.reason, round(c.fees, 9)) for c in closed] == [("signal", round(2 * taker, 9))]  # entry + exit
     requests = [path for _, path in v.requests]
     assert requests.count("/fapi/v1/userTrades") == 2  # the entry's, after its stop; the exit's, after the close
+
+
+async def test_an_exit_waits_for_its_commission_streamed_after_the_reply_woken_by_the_stream() -> None:
+    """The fill's frame comes 200 ms after the REST reply: the exit takes its fee from it, woken, not polling."""
+    looks = 0
+    wait_for_updates = BinanceUsdm._order_updates_or
+
+    async def counted(self: BinanceUsdm, seconds: float) -> None:
+        nonlocal looks
+        looks += 1
+        await wait_for_updates(self, seconds)
+
+    async with venue() as v:
+        v.price, v.private_push_delay_s = 30_000.0, 0.2
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(BinanceUsdm, "_order_updates_or", counted)
+            exit_fee, closed = await _round_trip(v, stream=True)
+    taker = round(0.01 * 30_000 * v.taker_fee, 9)
+    assert round(exit_fee, 9) == taker  # from the stream: the reply had none
+    assert [(c.reason, round(c.fees, 9)) for c in closed] == [("signal", round(2 * taker, 9))]
+    assert 1 <= looks <= 3  # one wait per batch of stream updates; a 10 ms poll would have looked about 20 times
+    assert [path for _, path in v.requests].count("/fapi/v1/userTrades") == 1  # the entry's only

@@ -11,6 +11,7 @@ credentials before they go anywhere.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 from collections.abc import Awaitable, Callable
@@ -295,6 +296,7 @@ class CcxtExchange:
     fills_streamed: bool = False
     #: How long a filled order's reply waits for its commission on the stream (the REST reply may come first).
     streamed_fee_wait_s: ClassVar[float] = 1.0
+    _order_updates: asyncio.Future[None] | None = None  # resolved by the order stream's next updates
 
     async def with_streamed_fees(self, order: dict[str, Any], symbol: str, *, wait: bool) -> dict[str, Any]:
         """`order` with the fees its fills were pushed with on the private stream, where its reply has none.
@@ -311,21 +313,41 @@ class CcxtExchange:
             return order
         if order.get("fee") or order.get("fees"):
             return order
-        waited = 0.0
+        deadline_ns = self.clock.now_ns() + int(self.streamed_fee_wait_s * 1e9)
         while True:
             cache = getattr(self.ccxt, "orders", None)
             by_id = getattr(cache, "hashmap", {}).get(order.get("symbol") or symbol) or {}
             streamed = by_id.get(str(order.get("id") or ""))
             if isinstance(streamed, dict) and (streamed.get("fee") or streamed.get("fees")):
                 return order | {"fee": streamed.get("fee"), "fees": streamed.get("fees") or []}
-            if not wait or waited >= self.streamed_fee_wait_s or not self.fills_streamed:
+            left_s = (deadline_ns - self.clock.now_ns()) / 1e9
+            if not wait or left_s <= 0 or not self.fills_streamed:
                 if wait:
                     log.info(
                         "%s: no commission streamed for order %s yet; read from its trades", self._id, order.get("id")
                     )
                 return order
-            await self.clock.sleep(0.01)
-            waited += 0.01
+            await self._order_updates_or(left_s)
+
+    def order_updates_arrived(self) -> None:
+        """The order stream brought updates (ccxt.pro has cached them): a fee waiting for them looks again."""
+        waiter, self._order_updates = self._order_updates, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def _order_updates_or(self, seconds: float) -> None:
+        """Until the order stream's next updates or `seconds` on the kernel clock, whichever comes first.
+
+        Woken by the stream, not polled: a reversal's entry waits for its close's commission, and a
+        10 ms poll cost it 10 ms where the frame came a millisecond after the reply.
+        """
+        if self._order_updates is None:
+            self._order_updates = asyncio.get_running_loop().create_future()
+        timer = asyncio.ensure_future(self.clock.sleep(seconds))
+        try:
+            await asyncio.wait((self._order_updates, timer), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            timer.cancel()
 
     async def price_fee_assets(self, order: dict[str, Any], symbol: str) -> None:
         """Fetch now, at the fill's time, the quote price of each third asset `order`'s fees were paid in (BNB)."""

@@ -94,6 +94,7 @@ class OrderStream:
                 await self._publish(FeedDisconnected, reason=reason, attempt=attempt, retry_in_s=wait)
                 await self.clock.sleep(wait)
                 continue
+            self.exchange.order_updates_arrived()
             for order in updates or ():
                 await self._order_updated(order)
 

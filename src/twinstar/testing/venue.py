@@ -153,6 +153,8 @@ class Venue(Loopback):
     price: float = 30_000.0  # last price of every symbol without its own entry in `prices`
     prices: dict[str, float] = field(default_factory=dict)  # symbol id -> last price
     time_reply_delay_s: float = 0.0  # stamp the time, then hold the reply: an asymmetric path
+    private_push_delay_s: float = 0.0  # user-data frames follow the reply by this long (Binance's often lag it)
+    _late_pushes: set[asyncio.Task[None]] = field(default_factory=set)
     weight_limit: int | None = None  # enforce Binance-style weight per fixed window, 429 beyond it
     weight_window_s: float = 60.0
     rejected_429: int = 0
@@ -1133,6 +1135,16 @@ class Venue(Loopback):
         """Send user-data frames to every socket opened with a live listen key."""
         if not frames or self.silent:
             return
+        if self.private_push_delay_s > 0:
+            late = asyncio.ensure_future(self._push_later(frames))
+            self._late_pushes.add(late)
+            late.add_done_callback(self._late_pushes.discard)
+            return
+        for stream in [s for s in self.streams.values() if s.private]:
+            await self._send([stream], frames, stream.listen_key)
+
+    async def _push_later(self, frames: list[dict[str, Any]]) -> None:
+        await asyncio.sleep(self.private_push_delay_s)
         for stream in [s for s in self.streams.values() if s.private]:
             await self._send([stream], frames, stream.listen_key)
 
