@@ -2,12 +2,13 @@
 
 A loopback Binance USD-M venue (twinstar.testing) pushes kline frames over a
 real WebSocket; the live components run unchanged: ccxt.pro parses the
-frame, the stream feed closes the candle, the strategy signals, execution
-sends a signed market order through ccxt over HTTP. Measured: from the push
-of the frame that closes a candle to the order request reaching the venue
-(one process, one clock), p50 and p99. The strategy flips side on every
-candle so every candle yields an order. The weight budget is lifted: this
-measures the pipeline, not the rate limiter.
+frame, the stream feed closes the candle on its final update (`x`: true, as
+the venue sends it at the close), the strategy signals, execution sends a
+signed market order through ccxt over HTTP. Measured: from the push of that
+final frame to the order request reaching the venue (one process, one
+clock), p50 and p99. The strategy flips side on every candle so every candle
+yields an order. The weight budget is lifted: this measures the pipeline,
+not the rate limiter.
 """
 
 from __future__ import annotations
@@ -66,11 +67,13 @@ async def main(candles: int) -> None:
                     v.offset_ms = round(clock.offset_ms)  # the venue keeps the same time, or it refuses our stamps
                     before = len(v.order_arrivals_ns)
                     pushed = time.perf_counter_ns()
-                    await v.push_kline("BTCUSDT", "1m", start + i * MIN, MIN, 30_000.0 + i)
+                    # The candle's final update (`x`: true), as the venue sends it at the close: it closes the candle.
+                    await v.push_kline("BTCUSDT", "1m", start + (i - 1) * MIN, MIN, 30_000.0 + i - 1, final=True)
                     while len(v.order_arrivals_ns) == before:
                         await asyncio.sleep(0)
                     latencies.append((v.order_arrivals_ns[before] - pushed) / 1000)
                     await kernel.bus.idle()
+                    await v.push_kline("BTCUSDT", "1m", start + i * MIN, MIN, 30_000.0 + i)  # the next one begins
                     await asyncio.sleep(0.005)
                 await kernel.stop("bench done")
     print(f"kline frame -> order request, {candles} candles, real ccxt over loopback WebSocket and HTTP (uvloop):")

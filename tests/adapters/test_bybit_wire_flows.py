@@ -173,12 +173,14 @@ async def test_the_kline_stream_publishes_closed_candles_once_and_backfills_afte
                 await _until(lambda: len(closes()) == 2 and bool(v.sockets) and bool(v.subscriptions))
                 assert v.subscriptions == ["kline.1.BTCUSDT"]
                 await v.push_kline("BTCUSDT", "1", t0, MIN, 105.0)  # open candle
-                await v.push_kline("BTCUSDT", "1", t0, MIN, 106.0, confirm=True)  # the same candle, closed
                 await asyncio.sleep(0.2)
-                assert closes() == [t0 - 2 * MIN, t0 - MIN]  # t0 is confirmed but not yet followed: wait
-                await v.push_kline("BTCUSDT", "1", t0 + MIN, MIN, 107.0)
-                await _until(lambda: len(closes()) == 3)
+                assert closes() == [t0 - 2 * MIN, t0 - MIN]  # t0 is still being traded
+                await v.push_kline("BTCUSDT", "1", t0, MIN, 106.0, confirm=True)  # the same candle, closed
+                await _until(lambda: len(closes()) == 3)  # on its final frame, not at the next candle's first
                 assert tap.of(CandleClosed)[-1].close == 106.0  # type: ignore[attr-defined]
+                await v.push_kline("BTCUSDT", "1", t0 + MIN, MIN, 107.0)
+                await asyncio.sleep(0.2)
+                assert closes() == [t0 - 2 * MIN, t0 - MIN, t0]  # the next candle's frame publishes t0 once only
                 # The venue drops the socket; two candles pass while we are away.
                 _history(v, [t0, t0 + MIN, t0 + 2 * MIN])
                 await v.drop_sockets()

@@ -50,12 +50,14 @@ async def test_stream_publishes_closed_candles_and_backfills_after_a_drop() -> N
                 await _until(lambda: len(closes()) == 2 and bool(v.sockets) and bool(v.subscriptions))
                 assert v.subscriptions == ["btcusdt@kline_1m"]
                 await v.push_kline("BTCUSDT", "1m", t0, MIN, 105.0)
-                await v.push_kline("BTCUSDT", "1m", t0, MIN, 106.0, final=True)
                 await asyncio.sleep(0.2)
-                assert closes() == [t0 - 2 * MIN, t0 - MIN]  # t0 is final but not yet followed: wait
-                await v.push_kline("BTCUSDT", "1m", t0 + MIN, MIN, 107.0)
-                await _until(lambda: len(closes()) == 3)
+                assert closes() == [t0 - 2 * MIN, t0 - MIN]  # t0 is still being traded
+                await v.push_kline("BTCUSDT", "1m", t0, MIN, 106.0, final=True)
+                await _until(lambda: len(closes()) == 3)  # on its final frame (`x`), not at the next candle's first
                 assert tap.of(CandleClosed)[-1].close == 106.0  # type: ignore[attr-defined]
+                await v.push_kline("BTCUSDT", "1m", t0 + MIN, MIN, 107.0)
+                await asyncio.sleep(0.2)
+                assert closes() == [t0 - 2 * MIN, t0 - MIN, t0]  # the next candle's frame publishes t0 once only
                 # The venue drops the socket; two candles pass while we are away.
                 _history(v, [t0, t0 + MIN, t0 + 2 * MIN])
                 await v.drop_sockets()

@@ -4,7 +4,7 @@ ccxt.pro drops that flag when it parses a kline frame, so a candle whose
 final update was lost (frames lost without a disconnect) would look closed
 with an intermediate close and volume. `track` wraps the client's
 `handle_ohlcv` to note every final it sees; the stream feed publishes a
-candle whose final was seen at once and confirms any other over REST first.
+candle on its final frame and confirms any other over REST first.
 Venues without such a flag get every candle confirmed over REST.
 """
 
@@ -17,8 +17,8 @@ from typing import Any, Final
 from twinstar.adapters.kline_arrivals import binance_key, bybit_key, okx_key
 
 Key = tuple[str, str, int]  # (venue market id, venue interval code, open time ms)
-# Finals remembered per client. A feed asks right after the candle's next frame, seconds later; one that
-# asks later (it was reconnecting) confirms over REST instead. 2,000 is 40 s of 50 symbols on 1 s candles:
+# Finals remembered per client. A feed asks on the final frame itself, or at the latest on the candle's next
+# frame, seconds later; one that asks later (it was reconnecting) confirms over REST instead. 2,000 is 40 s of 50 symbols on 1 s candles:
 # a larger memory only grows the heap of a long run (at 20,000, 5 MB per venue within minutes).
 KEPT: Final = 2_000
 

@@ -6,7 +6,8 @@ order streams, execution, positions, storage) watches one-second candles of
 the loopback Bybit venue, over real ccxt and real sockets. The venues run in
 a child process (`python -m twinstar.testing.soak`), so the kernel's loop lag,
 memory and latency are the kernel's own; the child pushes every symbol's
-kline frames each second (an early update, a middle one and the final one),
+kline frames each second (the final update just after the candle's end,
+then the next candle's first one and a middle one),
 records what its REST endpoints serve (the truth), and injects faults at
 random on each venue: socket drops, silences (half-open sockets: short ones
 lose frames without a disconnect, long ones outlast `silence_s`) and venue
@@ -21,8 +22,8 @@ injections: candles expected, stored exactly once, lost, duplicated (on the
 bus and in the storage files), stored with another close than the venue's;
 the kernel's loop lag (a 1 ms probe), its resident memory at the window's
 start and end, and the frame-to-order latency of `flip` symbols per venue
-(a strategy that reverses on every candle: from the push of the frame that
-closes a candle to the order request reaching the venue, one monotonic
+(a strategy that reverses on every candle: from the push of the final frame
+of a candle to the order request reaching the venue, one monotonic
 clock across the two processes).
 
 `run_soak` is what `bench/soak.py` and `tests/soak/` call.
@@ -77,12 +78,13 @@ BINANCE: Final = "binanceusdm"
 BYBIT: Final = "bybit"
 VENUES: Final = (BINANCE, BYBIT)
 LATENCY_WINDOW_NS: Final = 150_000_000  # an order request later than this after its frame is not that frame's
-# Frame offsets within each second: the first update of the new candle (in staggered batches, each ending
-# with one flip symbol's frame so its order is told apart), a middle update, then the final one.
-FIRST_AT_S: Final = 0.02
-BATCHES_SPAN_S: Final = 0.70
-MIDDLE_AT_S: Final = 0.80
-FINAL_AT_S: Final = 0.92
+# Frame offsets within each second: the finals of the candle that just ended (in staggered batches, each
+# ending with one flip symbol's final so its order is told apart), then the new candle's first updates,
+# then a middle update.
+FINAL_AT_S: Final = 0.005
+BATCHES_SPAN_S: Final = 0.40
+FIRST_AT_S: Final = 0.45
+MIDDLE_AT_S: Final = 0.75
 KINDS: Final = {"drop": 3, "short silence": 2, "long silence": 2, "restart": 2}  # fault -> weight
 
 
@@ -202,7 +204,7 @@ class _VenueSide:
         batches: list[tuple[float, list[tuple[str, str]], tuple[str, str] | None]] = []
         for b in range(count):
             flip = flips[b] if b < len(flips) else None
-            batches.append((FIRST_AT_S + b * BATCHES_SPAN_S / count, rest[b::count], flip))
+            batches.append((FINAL_AT_S + b * BATCHES_SPAN_S / count, rest[b::count], flip))
         return batches
 
     def arrivals(self, venue: str) -> list[int]:
@@ -250,36 +252,48 @@ class _VenueSide:
             await asyncio.sleep(delay)
 
     async def pushing(self) -> None:
-        """Every second, every symbol: the new candle's first update, a middle one, the final one."""
+        """Every second, every symbol: the candle's final update just after its end, the next's first, a middle one.
+
+        The finals go out in staggered batches, each ending with one flip symbol's final: the frame that
+        closes its candle (the venue marks it final), from whose push that symbol's order is timed. The
+        next candle's first updates follow the last batch, so the venue (one Python loop) is not busy
+        pushing them when an order reaches it: its arrival stamp would wait for them.
+        """
         k = int(time.time()) + 1
+        await self._sleep_until(k + FINAL_AT_S)
+        closes = self._record_truth(k * SECOND_MS)
+        for venue in VENUES:
+            for sid in self.ids[venue]:
+                await self.push(venue, sid, k * SECOND_MS, closes[venue] + 7)
         while not self._done.is_set():
             open_ms = k * SECOND_MS
-            await self._sleep_until(k + FIRST_AT_S)
-            closes = self._record_truth(open_ms)
-            measuring = self.phase in ("injecting", "settling")
-            for offset, batch, flip in self._batches:
-                await self._sleep_until(k + offset)
-                for venue, sid in [] if self.plan.flip_first else batch:
-                    await self.push(venue, sid, open_ms, closes[venue] + 7)
-                if flip is not None:
-                    venue, sid = flip
-                    before = len(self.arrivals(venue))
-                    pushed = time.perf_counter_ns()
-                    await self.push(venue, sid, open_ms, closes[venue] + 7)
-                    if measuring:
-                        self._pending.append((venue, before, pushed))
-                for venue, sid in batch if self.plan.flip_first else []:
-                    await self.push(venue, sid, open_ms, closes[venue] + 7)
-                self._resolve_latencies(time.perf_counter_ns())
             await self._sleep_until(k + MIDDLE_AT_S)
             for venue in VENUES:
                 for sid in self.ids[venue]:
                     await self.push(venue, sid, open_ms, closes[venue] + 3)
+            k += 1  # fallen behind: the next candles' frames follow at once (every second has its candle)
+            measuring = self.phase in ("injecting", "settling")
             await self._sleep_until(k + FINAL_AT_S)
+            following = self._record_truth(k * SECOND_MS)
+            for offset, batch, flip in self._batches:
+                await self._sleep_until(k + offset)
+                for venue, sid in [] if self.plan.flip_first else batch:
+                    await self.push(venue, sid, open_ms, closes[venue], final=True)
+                if flip is not None:
+                    venue, sid = flip
+                    before = len(self.arrivals(venue))
+                    pushed = time.perf_counter_ns()
+                    await self.push(venue, sid, open_ms, closes[venue], final=True)
+                    if measuring:
+                        self._pending.append((venue, before, pushed))
+                for venue, sid in batch if self.plan.flip_first else []:
+                    await self.push(venue, sid, open_ms, closes[venue], final=True)
+                self._resolve_latencies(time.perf_counter_ns())
+            closes = following
+            await self._sleep_until(k + FIRST_AT_S)
             for venue in VENUES:
                 for sid in self.ids[venue]:
-                    await self.push(venue, sid, open_ms, closes[venue], final=True)
-            k += 1  # fallen behind: the next candles' frames follow at once (every second has its candle)
+                    await self.push(venue, sid, k * SECOND_MS, closes[venue] + 7)
 
     async def _inject(self, venue: str, count: int, started: float) -> None:
         if count <= 0:

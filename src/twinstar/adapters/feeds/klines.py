@@ -27,10 +27,10 @@ OHLCV_KEPT = 100  # rows ccxt.pro keeps per symbol: far more than can arrive bet
 class StreamCandleFeed(WatchedFeed, KlineListener):
     """Component: closed candles from a ccxt.pro `watch_ohlcv` stream, REST-backfilled.
 
-    A candle is published once a newer candle appears in the stream, so a
-    candle still being traded is never taken for a closed one. Its values are
-    the final ones only if the venue's final update arrived (`kline_finals`);
-    otherwise the candle is confirmed over REST first and published as the
+    A candle is published on the frame the venue marks it final with
+    (`kline_finals`), or else once a newer candle appears in the stream, so a
+    candle still being traded is never taken for a closed one. Without its
+    final update it is confirmed over REST first and published as the
     venue's REST answer has it. Once subscribed, frames are pushed to the feed
     (`kline_arrivals`) rather than watched for one call at a time.
     """
@@ -61,7 +61,7 @@ class StreamCandleFeed(WatchedFeed, KlineListener):
 
     async def _final(self, candle: Bar) -> Bar:
         """`candle` as the venue has it closed: the stream's own if its final update came, else REST's."""
-        if self._finals is not None and self._finals.seen(*self._key(), candle.open_time_ms):
+        if self._marked_final(candle):
             return candle
         self.confirmed_over_rest += 1
         rows = await self.exchange.fetch_ohlcv(self.symbol, self.interval, since_ms=candle.open_time_ms, limit=2)
@@ -165,13 +165,23 @@ class StreamCandleFeed(WatchedFeed, KlineListener):
             elif bar.open_time_ms > current.open_time_ms:
                 closed.append(current)  # a newer candle began: this one is final
                 self._current = bar
+        current = self._current
+        proof_ms = current.open_time_ms if current is not None and closed else None  # a newer candle began
+        if current is not None and self._marked_final(current):
+            closed.append(current)  # over now, not at the next candle's first frame (that may be seconds away)
+            proof_ms = current.open_time_ms + self._length_ms
         last = self.rest._last_open_ms
+        closed = [c for c in closed if last is None or c.open_time_ms > last]  # a final one went out already
         opens = [c.open_time_ms for c in closed]
         if last is not None and any(b - a > self._length_ms for a, b in itertools.pairwise([last, *opens])):
             return True  # the stream skipped candles (before or between these): REST fills them in, in order
-        await self.rest.publish_closed([await self._final(candle) for candle in closed])
-        await self._price_moved(self._current)
+        await self.rest.publish_closed([await self._final(candle) for candle in closed], closed_by_ms=proof_ms)
+        await self._price_moved(current)
         return False
+
+    def _marked_final(self, candle: Bar) -> bool:
+        """Whether the venue's frames marked `candle` final (Binance `x`, Bybit `confirm`, OKX `confirm`)."""
+        return self._finals is not None and self._finals.seen(*self._key(), candle.open_time_ms)
 
     def __repr__(self) -> str:
         return f"StreamCandleFeed({self.exchange.name} {self.symbol} {self.interval}, frames={self.frames})"
