@@ -18,8 +18,9 @@ from twinstar.adapters.kline_arrivals import binance_key, bybit_key, okx_key
 
 Key = tuple[str, str, int]  # (venue market id, venue interval code, open time ms)
 # Finals remembered per client. A feed asks on the final frame itself, or at the latest on the candle's next
-# frame, seconds later; one that asks later (it was reconnecting) confirms over REST instead. 2,000 is 40 s of 50 symbols on 1 s candles:
-# a larger memory only grows the heap of a long run (at 20,000, 5 MB per venue within minutes).
+# frame, seconds later; one that asks later (it was reconnecting) confirms over REST instead. 2,000 is 40 s
+# of 50 symbols on 1 s candles: a larger memory only grows the heap of a long run (at 20,000, 5 MB per venue
+# within minutes).
 KEPT: Final = 2_000
 
 

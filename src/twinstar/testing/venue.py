@@ -1140,11 +1140,13 @@ class Venue(Loopback):
             self._late_pushes.add(late)
             late.add_done_callback(self._late_pushes.discard)
             return
-        for stream in [s for s in self.streams.values() if s.private]:
-            await self._send([stream], frames, stream.listen_key)
+        await self._push_now(frames)
 
     async def _push_later(self, frames: list[dict[str, Any]]) -> None:
         await asyncio.sleep(self.private_push_delay_s)
+        await self._push_now(frames)
+
+    async def _push_now(self, frames: list[dict[str, Any]]) -> None:
         for stream in [s for s in self.streams.values() if s.private]:
             await self._send([stream], frames, stream.listen_key)
 
