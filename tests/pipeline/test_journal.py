@@ -129,3 +129,23 @@ def test_only_the_latest_resolved_ids_are_kept_per_symbol(tmp_path: Path) -> Non
     journal.close()
     kept = Journal(tmp_path / "j").state.done[("binanceusdm", "BTC/USDT:USDT")]
     assert list(kept) == [f"two-{n}" for n in range(10, DONE_KEPT + 10)]
+
+
+def test_a_long_run_keeps_the_file_the_size_of_its_live_state(tmp_path: Path) -> None:
+    """Compacted while running, every `compact_after` records: months of orders do not pile up on disk."""
+
+    def trade(journal: Journal, rounds: int) -> None:
+        for i in range(rounds):
+            journal.sent(_sent(f"tws-{i}"))
+            journal.outcome(f"tws-{i}", "filled", 0.01, 30_000.0)
+            journal.write(_stop(price=29_000.0 + i))
+
+    kept, grown = tmp_path / "kept.journal", tmp_path / "grown.journal"
+    journal, unbounded = Journal(kept, compact_after=100), Journal(grown, compact_after=10**9)
+    trade(journal, 2_000)
+    trade(unbounded, 2_000)
+    assert kept.stat().st_size * 20 < grown.stat().st_size  # 6,000 records against the live state and <= 100
+    assert read_journal(kept) == read_journal(grown) == (journal.state, False)  # nothing lost by compacting
+    journal.close()
+    again = Journal(kept)
+    assert again.known("binanceusdm", "BTC/USDT:USDT", "tws-1999") and again.stop_for("binanceusdm", "BTC/USDT:USDT")

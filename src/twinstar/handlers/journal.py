@@ -14,7 +14,9 @@ SIGKILL at any instant leaves either the whole record or none of it with the
 OS; a torn or corrupt tail (power loss mid-write) is ignored on reading.
 `fsync` per record is optional: it costs up to milliseconds per order, and
 what a power cut loses is found again on the exchange by our client-id prefix.
-The file is compacted (rewritten atomically to its live state) when opened.
+The file is compacted (rewritten atomically to its live state) when opened,
+and again after every `compact_after` records appended, so a kernel that runs
+for months keeps a file (and a next start's read) the size of its live state.
 """
 
 from __future__ import annotations
@@ -112,6 +114,9 @@ Record: TypeAlias = Sent | Outcome | StopInForce | Flat | Done | Resting
 #: Resolved client ids kept per (exchange, symbol): a restart re-deciding the last candles must find
 #: their orders already done (the venue itself accepts a filled order's client id again).
 DONE_KEPT: Final = 64
+#: Records appended before the file is compacted again while running (a few MB; the rewrite is the live
+#: state only, a few hundred KB at most, once per this many orders, stops and outcomes).
+COMPACT_AFTER: Final = 20_000
 _encoder: Final = msgspec.msgpack.Encoder()
 _decoder: Final[msgspec.msgpack.Decoder[Record]] = msgspec.msgpack.Decoder(Record)
 
@@ -185,9 +190,13 @@ def read_journal(path: Path) -> tuple[JournalState, bool]:
 class Journal:
     """Durable order intent for one kernel; with no path it keeps the state in memory only."""
 
-    def __init__(self, path: str | Path | None = None, *, fsync: bool = False) -> None:
+    def __init__(
+        self, path: str | Path | None = None, *, fsync: bool = False, compact_after: int = COMPACT_AFTER
+    ) -> None:
         self.path = Path(path) if path else None
         self.fsync = fsync
+        self.compact_after = compact_after
+        self._appended = 0  # records written since the file was last compacted
         self.state = JournalState()
         self._fd: int | None = None
         self._touched: dict[Key, int] = {}  # (exchange, symbol) -> records written for it, ever
@@ -201,9 +210,14 @@ class Journal:
         self.state, torn = read_journal(path)
         if torn:
             log.warning("journal %s had a torn tail (a crash mid-write); the complete records were kept", path)
-        # Compact: the live state alone, replaced atomically, then appended to.
+        self._compact(path)
+
+    def _compact(self, path: Path) -> None:
+        """Replace the file by the live state alone, atomically (a kill leaves the old file or the new), then append."""
+        self.close()
         write_bytes_atomically(path, MAGIC + b"".join(_frame(r) for r in self.state.records()))
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+        self._appended = 0
 
     def write(self, record: Record) -> None:
         """Apply `record` and hand it to the OS in one write (durable against a process kill)."""
@@ -216,6 +230,9 @@ class Journal:
         os.write(self._fd, _frame(record))
         if self.fsync:
             os.fsync(self._fd)
+        self._appended += 1
+        if self._appended >= self.compact_after and self.path is not None:
+            self._compact(self.path)
 
     def _key_of(self, cid: str) -> Key | None:
         sent = self.state.pending.get(cid)
