@@ -149,3 +149,18 @@ def test_a_long_run_keeps_the_file_the_size_of_its_live_state(tmp_path: Path) ->
     journal.close()
     again = Journal(kept)
     assert again.known("binanceusdm", "BTC/USDT:USDT", "tws-1999") and again.stop_for("binanceusdm", "BTC/USDT:USDT")
+
+
+def test_the_running_compaction_never_stands_before_an_order(tmp_path: Path) -> None:
+    """A `Sent` is written just before its request leaves: the rewrite waits for the next record."""
+    path = tmp_path / "j"
+    journal = Journal(path, compact_after=3)
+    journal.write(_stop(price=29_000.0))
+    journal.write(_stop(price=29_001.0))
+    before = path.stat().st_ino
+    journal.sent(_sent("tws-0"))  # the third record: due, but an order is about to go out
+    assert path.stat().st_ino == before
+    journal.outcome("tws-0", "filled", 0.01, 30_000.0)
+    assert path.stat().st_ino != before  # rewritten (atomically: a new file) once the venue answered
+    journal.close()
+    assert Journal(path).state == journal.state

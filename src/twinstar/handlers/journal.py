@@ -231,7 +231,8 @@ class Journal:
         if self.fsync:
             os.fsync(self._fd)
         self._appended += 1
-        if self._appended >= self.compact_after and self.path is not None:
+        # Never between a decision and its request: a `Sent` is written just before the order goes out.
+        if self._appended >= self.compact_after and self.path is not None and not isinstance(record, Sent):
             self._compact(self.path)
 
     def _key_of(self, cid: str) -> Key | None:

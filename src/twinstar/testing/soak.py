@@ -262,15 +262,11 @@ class _VenueSide:
         k = int(time.time()) + 1
         await self._sleep_until(k + FINAL_AT_S)
         closes = self._record_truth(k * SECOND_MS)
-        for venue in VENUES:
-            for sid in self.ids[venue]:
-                await self.push(venue, sid, k * SECOND_MS, closes[venue] + 7)
+        await self._push_every(k * SECOND_MS, closes, 7)
         while not self._done.is_set():
             open_ms = k * SECOND_MS
             await self._sleep_until(k + MIDDLE_AT_S)
-            for venue in VENUES:
-                for sid in self.ids[venue]:
-                    await self.push(venue, sid, open_ms, closes[venue] + 3)
+            await self._push_every(open_ms, closes, 3)
             k += 1  # fallen behind: the next candles' frames follow at once (every second has its candle)
             measuring = self.phase in ("injecting", "settling")
             await self._sleep_until(k + FINAL_AT_S)
@@ -291,9 +287,13 @@ class _VenueSide:
                 self._resolve_latencies(time.perf_counter_ns())
             closes = following
             await self._sleep_until(k + FIRST_AT_S)
-            for venue in VENUES:
-                for sid in self.ids[venue]:
-                    await self.push(venue, sid, k * SECOND_MS, closes[venue] + 7)
+            await self._push_every(k * SECOND_MS, closes, 7)
+
+    async def _push_every(self, open_ms: int, closes: dict[str, float], above: float) -> None:
+        """An update of the candle opening at `open_ms` for every symbol, `above` its final close (not final)."""
+        for venue in VENUES:
+            for sid in self.ids[venue]:
+                await self.push(venue, sid, open_ms, closes[venue] + above)
 
     async def _inject(self, venue: str, count: int, started: float) -> None:
         if count <= 0:
