@@ -65,13 +65,13 @@ async def main(candles: int) -> None:
                     # Replayed history: put our clock just after the close of the candle this frame ends.
                     clock.set_offset_ms(clock.offset_ms + (start + i * MIN + 500 - clock.now_ms()))
                     v.offset_ms = round(clock.offset_ms)  # the venue keeps the same time, or it refuses our stamps
-                    before = len(v.order_arrivals_ns)
                     pushed = time.perf_counter_ns()
                     # The candle's final update (`x`: true), as the venue sends it at the close: it closes the candle.
                     await v.push_kline("BTCUSDT", "1m", start + (i - 1) * MIN, MIN, 30_000.0 + i - 1, final=True)
-                    while len(v.order_arrivals_ns) == before:
+                    while not v.order_arrivals or v.order_arrivals[-1][0] < pushed:
                         await asyncio.sleep(0)
-                    latencies.append((v.order_arrivals_ns[before] - pushed) / 1000)
+                    arrived = next(ns for ns, _ in v.order_arrivals if ns >= pushed)
+                    latencies.append((arrived - pushed) / 1000)
                     await kernel.bus.idle()
                     await v.push_kline("BTCUSDT", "1m", start + i * MIN, MIN, 30_000.0 + i)  # the next one begins
                     await asyncio.sleep(0.005)

@@ -117,7 +117,7 @@ class BybitVenue(Loopback):
     fill_ratio: float = 1.0  # < 1: opening market orders fill only this share (the rest is cancelled)
     subscriptions: list[str] = field(default_factory=list)  # every topic ever subscribed, in order
     silent: bool = False  # sockets stay open but nothing more is sent: no acks, no pongs, no data
-    order_arrivals_ns: list[int] = field(default_factory=list)  # perf_counter_ns of each /v5/order/create
+    order_arrivals: list[tuple[int, str]] = field(default_factory=list)  # (perf_counter_ns, symbol) of each create
     conn_id: str = field(default_factory=lambda: uuid.uuid4().hex[:20])
 
     # -- prices ----------------------------------------------------------------
@@ -171,7 +171,12 @@ class BybitVenue(Loopback):
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """Log the request, then answer it (a WebSocket upgrade goes to the stream)."""
         if request.method == "POST" and request.path == "/v5/order/create":
-            bounded_append(self.order_arrivals_ns, time.perf_counter_ns())
+            arrived = time.perf_counter_ns()
+            try:
+                symbol = str(json.loads(await request.text()).get("symbol", ""))
+            except (ValueError, AttributeError):  # the handler answers a bad body as Bybit does
+                symbol = ""
+            bounded_append(self.order_arrivals, (arrived, symbol))
         bounded_append(self.requests, (request.method, request.path))
         if request.headers.get("Upgrade", "").lower() == "websocket":
             return await self._websocket(request)
@@ -1067,10 +1072,10 @@ class BybitVenue(Loopback):
 
     async def push_kline(
         self, symbol: str, interval: str, start_ms: int, length_ms: int, close: float, *, confirm: bool = False
-    ) -> None:
-        """Send a `kline.{interval}.{symbol}` frame in Bybit's real shape to the sockets subscribed to it."""
+    ) -> int:
+        """Send a `kline.{interval}.{symbol}` frame in Bybit's shape to its subscribers; return how many took it."""
         if self.silent:
-            return
+            return 0
         stamp = self.now_ms()
         topic = f"kline.{interval}.{symbol}"
         frame = {
@@ -1093,7 +1098,7 @@ class BybitVenue(Loopback):
             "ts": stamp,
             "type": "snapshot",
         }
-        await self._send([s for s in self.streams.values() if topic in s.topics], [frame])
+        return await self._send([s for s in self.streams.values() if topic in s.topics], [frame])
 
 
 def bybit_venue(*, tls_hosts: tuple[str, ...] = ()) -> AbstractAsyncContextManager[BybitVenue]:

@@ -208,8 +208,12 @@ class Loopback:
             self.sockets.remove(ws)
         self.streams.pop(id(ws), None)
 
-    async def _send(self, streams: Iterable[Stream], frames: list[dict[str, Any]], name: str = "") -> None:
-        """Send `frames` to each of `streams`; a socket that closed meanwhile is skipped, as TCP would."""
+    async def _send(self, streams: Iterable[Stream], frames: list[dict[str, Any]], name: str = "") -> int:
+        """Send `frames` to each of `streams`; a socket that closed meanwhile is skipped, as TCP would.
+
+        Return how many frames were written to an open socket.
+        """
+        sent = 0
         for stream in list(streams):
             for frame in frames:
                 if stream.ws.closed:
@@ -217,6 +221,8 @@ class Loopback:
                 payload = {"stream": name, "data": frame} if stream.combined else frame
                 with suppress(ConnectionResetError):
                     await stream.ws.send_json(payload)
+                    sent += 1
+        return sent
 
 
 L = TypeVar("L", bound=Loopback)

@@ -23,8 +23,9 @@ bus and in the storage files), stored with another close than the venue's;
 the kernel's loop lag (a 1 ms probe), its resident memory at the window's
 start and end, and the frame-to-order latency of `flip` symbols per venue
 (a strategy that reverses on every candle: from the push of the final frame
-of a candle to the order request reaching the venue, one monotonic
-clock across the two processes).
+of a candle to that symbol's first order request reaching the venue, one
+monotonic clock across the two processes; a final frame that no socket took,
+lost to a fault, is counted apart and not timed).
 
 `run_soak` is what `bench/soak.py` and `tests/soak/` call.
 """
@@ -77,7 +78,8 @@ INTERVAL: Final = "1s"
 BINANCE: Final = "binanceusdm"
 BYBIT: Final = "bybit"
 VENUES: Final = (BINANCE, BYBIT)
-LATENCY_WINDOW_NS: Final = 150_000_000  # an order request later than this after its frame is not that frame's
+# A symbol's order later than this after its closing frame is the next candle's (each flip trades every second).
+LATENCY_WINDOW_NS: Final = 900_000_000
 # Frame offsets within each second: the finals of the candle that just ended (in staggered batches, each
 # ending with one flip symbol's final so its order is told apart), then the new candle's first updates,
 # then a middle update.
@@ -186,13 +188,15 @@ class _VenueSide:
         }
         self.truth: dict[str, dict[int, float]] = {BINANCE: {}, BYBIT: {}}
         self.latency_us: dict[str, list[float]] = {BINANCE: [], BYBIT: []}
+        self.latency_at_s: dict[str, list[float]] = {BINANCE: [], BYBIT: []}  # each sample's push, wall seconds
         self.missed: dict[str, int] = {BINANCE: 0, BYBIT: 0}
+        self.undelivered: dict[str, int] = {BINANCE: 0, BYBIT: 0}  # flip finals no socket took (not timed)
         self.injected: list[tuple[float, str, str, float]] = []  # (seconds into the window, venue, kind, length)
         self.push_errors = 0
         self.phase = "warming"
         self.t0_ms = 0
         self.t_end_ms = 0
-        self._pending: list[tuple[str, int, int]] = []  # (venue, arrivals before the push, push time ns)
+        self._pending: list[tuple[str, str, int, float]] = []  # (venue, symbol, push ns, push wall s)
         self._done = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._batches = self._plan_batches()
@@ -207,18 +211,26 @@ class _VenueSide:
             batches.append((FINAL_AT_S + b * BATCHES_SPAN_S / count, rest[b::count], flip))
         return batches
 
-    def arrivals(self, venue: str) -> list[int]:
-        arrivals: list[int] = self.binance.order_arrivals_ns if venue == BINANCE else self.bybit.order_arrivals_ns
-        return arrivals
+    def arrival(self, venue: str, sid: str, pushed_ns: int) -> int | None:
+        """When `sid`'s first order request after `pushed_ns` reached `venue` (None: none within the window)."""
+        arrivals: list[tuple[int, str]] = (self.binance if venue == BINANCE else self.bybit).order_arrivals
+        found = None
+        for arrived, symbol in reversed(arrivals):  # the newest first: the log drops its oldest half when full
+            if arrived < pushed_ns:
+                break
+            if symbol == sid and arrived - pushed_ns <= LATENCY_WINDOW_NS:
+                found = arrived
+        return found
 
-    async def push(self, venue: str, sid: str, open_ms: int, close: float, final: bool = False) -> None:
+    async def push(self, venue: str, sid: str, open_ms: int, close: float, final: bool = False) -> bool:
+        """Push one kline frame; whether a socket took it (not while silent, dropped or restarting)."""
         try:
             if venue == BINANCE:
-                await self.binance.push_kline(sid, INTERVAL, open_ms, SECOND_MS, close, final=final)
-            else:
-                await self.bybit.push_kline(sid, INTERVAL, open_ms, SECOND_MS, close, confirm=final)
+                return await self.binance.push_kline(sid, INTERVAL, open_ms, SECOND_MS, close, final=final) > 0
+            return await self.bybit.push_kline(sid, INTERVAL, open_ms, SECOND_MS, close, confirm=final) > 0
         except Exception:  # a socket cut by a restart under our feet: the frame is lost, as on the wire
             self.push_errors += 1
+            return False
 
     def _record_truth(self, open_ms: int) -> dict[str, float]:
         """The candle opening now, as each venue's REST serves it (and will serve it once closed)."""
@@ -234,14 +246,15 @@ class _VenueSide:
         return closes
 
     def _resolve_latencies(self, now_ns: int) -> None:
-        keep: list[tuple[str, int, int]] = []
-        for venue, before, pushed in self._pending:
+        keep: list[tuple[str, str, int, float]] = []
+        for venue, sid, pushed, wall in self._pending:
             if now_ns - pushed < LATENCY_WINDOW_NS:
-                keep.append((venue, before, pushed))
+                keep.append((venue, sid, pushed, wall))
                 continue
-            arrivals = self.arrivals(venue)
-            if len(arrivals) > before and arrivals[before] - pushed <= LATENCY_WINDOW_NS:
-                self.latency_us[venue].append((arrivals[before] - pushed) / 1000)
+            arrived = self.arrival(venue, sid, pushed)
+            if arrived is not None:
+                self.latency_us[venue].append((arrived - pushed) / 1000)
+                self.latency_at_s[venue].append(wall)
             else:
                 self.missed[venue] += 1
         self._pending = keep
@@ -277,11 +290,12 @@ class _VenueSide:
                     await self.push(venue, sid, open_ms, closes[venue], final=True)
                 if flip is not None:
                     venue, sid = flip
-                    before = len(self.arrivals(venue))
-                    pushed = time.perf_counter_ns()
-                    await self.push(venue, sid, open_ms, closes[venue], final=True)
-                    if measuring:
-                        self._pending.append((venue, before, pushed))
+                    pushed, wall = time.perf_counter_ns(), time.time()
+                    delivered = await self.push(venue, sid, open_ms, closes[venue], final=True)
+                    if measuring and delivered:  # a frame lost to a fault closes its candle by other means, later
+                        self._pending.append((venue, sid, pushed, wall))
+                    elif measuring:
+                        self.undelivered[venue] += 1
                 for venue, sid in batch if self.plan.flip_first else []:
                     await self.push(venue, sid, open_ms, closes[venue], final=True)
                 self._resolve_latencies(time.perf_counter_ns())
@@ -353,7 +367,9 @@ class _VenueSide:
             "truth": {v: {str(t): self.truth[v][t] for t in window if t in self.truth[v]} for v in VENUES},
             "ids": self.ids,
             "latency_us": self.latency_us,
+            "latency_at_s": self.latency_at_s,
             "missed": self.missed,
+            "undelivered": self.undelivered,
             "injected": self.injected,
             "push_errors": self.push_errors,
             "t0_ms": self.t0_ms,
@@ -568,6 +584,7 @@ class SoakReport:
     disconnects: dict[str, int] = field(default_factory=dict)  # FeedDisconnected: the most frequent reasons
     lag_spikes: list[tuple[float, float]] = field(default_factory=list)  # (wall time, ms): lags of 20 ms or more
     spike_causes: list[str] = field(default_factory=list)  # each spike with the last fault injected before it
+    slow_orders: list[str] = field(default_factory=list)  # the slowest frame-to-order samples, with the fault before
     seconds: float = 0.0  # the whole run, wall
 
     @property
@@ -625,11 +642,14 @@ class SoakReport:
         for venue, figures in self.latency_us.items():
             lines.append(
                 f"  frame->order {venue:<12} p50 {figures['p50']:,.0f} us  p99 {figures['p99']:,.0f} us  "
-                f"max {figures['max']:,.0f} us  (n={figures['n']:.0f}, no order in 150 ms: {figures['missed']:.0f})"
+                f"max {figures['max']:,.0f} us  (n={figures['n']:.0f}, "
+                f"no order in {LATENCY_WINDOW_NS / 1e9:g} s: {figures['missed']:.0f}, "
+                f"frame lost to a fault: {figures['undelivered']:.0f})"
             )
         lines.append("  events             " + ", ".join(f"{k} {v}" for k, v in sorted(self.events.items())))
         lines += [f"  disconnected {n:>5}x {reason}" for reason, n in self.disconnects.items()]
         lines += [f"  lag spike {s}" for s in self.spike_causes[:8]]
+        lines += [f"  slow order {s}" for s in self.slow_orders]
         lines += [f"  feed stopped: {s}" for s in self.stopped[:5]]
         lines += [f"  handler failed: {s}" for s in self.handler_failures[:5]]
         lines += [f"  e.g. {s}" for s in self.examples[:10]]
@@ -849,6 +869,7 @@ def _compare(report: SoakReport, found: dict[str, Any], tap: SoakTap, storage: A
             "max": max(values) if values else math.nan,
             "n": float(len(values)),
             "missed": float(found["missed"][venue]),
+            "undelivered": float(found["undelivered"][venue]),
         }
     report.injected = Counter(f"{kind}" for _, _, kind, _ in found["injected"])
     for at, lag_ms in report.lag_spikes:
@@ -858,6 +879,21 @@ def _compare(report: SoakReport, found: dict[str, Any], tap: SoakTap, storage: A
             f"{before[-1][2]} on {before[-1][1]} {offset - before[-1][0]:.1f} s before" if before else "no fault yet"
         )
         report.spike_causes.append(f"{lag_ms:.0f} ms at +{offset:.1f} s ({cause})")
+    slowest = sorted(
+        (
+            (us, venue, at)
+            for venue in VENUES
+            for at, us in zip(found["latency_at_s"][venue], found["latency_us"][venue], strict=True)
+        ),
+        reverse=True,
+    )
+    for us, venue, at in slowest[:8]:
+        offset = at - t0_ms / 1000
+        before = [i for i in found["injected"] if i[0] <= offset]
+        cause = (
+            f"{before[-1][2]} on {before[-1][1]} {offset - before[-1][0]:.1f} s before" if before else "no fault yet"
+        )
+        report.slow_orders.append(f"{venue} {us:,.0f} us at +{offset:.1f} s (last fault: {cause})")
     report.injected_total = len(found["injected"])
     report.push_errors = int(found["push_errors"])
     report.events = dict(tap.counts)

@@ -174,7 +174,7 @@ class Venue(Loopback):
     live_klines_ms: int = 0  # > 0: serve klines of this length up to now, closes zigzagging
     kline_interval: str = ""  # the interval `klines` are at (longer ones are aggregated); "": any asked
     subscriptions: list[str] = field(default_factory=list)  # every stream name ever subscribed, in order
-    order_arrivals_ns: list[int] = field(default_factory=list)  # perf_counter_ns of each order request
+    order_arrivals: list[tuple[int, str]] = field(default_factory=list)  # (perf_counter_ns, symbol) of each order
     fill_ratio: float = 1.0  # < 1: opening market orders fill only this share (the rest expires)
     silent: bool = False  # sockets stay open but nothing more is sent: no replies, no data (a half-open socket)
     _ids: dict[str, int] = field(default_factory=lambda: dict(IDS_FROM))
@@ -239,7 +239,10 @@ class Venue(Loopback):
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """Log the request, apply the weight limit, answer it (a WebSocket upgrade goes to the stream)."""
         if request.method == "POST" and request.path == "/fapi/v1/order":
-            bounded_append(self.order_arrivals_ns, time.perf_counter_ns())
+            arrived = time.perf_counter_ns()
+            form = dict(parse_qsl(await request.text()))  # read here too: aiohttp keeps the body for the handler
+            symbol = form.get("symbol") or request.query.get("symbol", "")
+            bounded_append(self.order_arrivals, (arrived, symbol))
         bounded_append(self.requests, (request.method, request.path))
         if request.headers.get("Upgrade", "").lower() == "websocket":
             return await self._websocket(request)
@@ -1211,10 +1214,10 @@ class Venue(Loopback):
 
     async def push_kline(
         self, symbol_id: str, interval: str, open_ms: int, length_ms: int, close: float, *, final: bool = False
-    ) -> None:
-        """Send a kline frame in Binance USD-M's real shape to the sockets subscribed to that stream."""
+    ) -> int:
+        """Send a kline frame in Binance USD-M's real shape to that stream's subscribers; return how many took it."""
         if self.silent:
-            return
+            return 0
         name = f"{symbol_id.lower()}@kline_{interval}"
         frame = {
             "e": "kline",
@@ -1240,7 +1243,7 @@ class Venue(Loopback):
                 "B": "0",
             },
         }
-        await self._send([s for s in self.streams.values() if name in s.topics], [frame], name)
+        return await self._send([s for s in self.streams.values() if name in s.topics], [frame], name)
 
 
 def _is_open(order: dict[str, Any]) -> bool:
