@@ -84,7 +84,12 @@ class Reconciler:
         handler = self.handler
         repairs = failures = 0
         symbols = self._symbols()
+        down: ExchangeError | None = None  # the venue did not answer: the pass asks it no more
         for symbol in symbols:
+            if down is not None:
+                failures += 1
+                await self._unreadable(symbol, down, logged=True)
+                continue
             attempts = START_ATTEMPTS if trigger == "start" else 1
             for attempt in range(1, attempts + 1):
                 try:
@@ -98,7 +103,19 @@ class Reconciler:
                         await handler.clock.sleep(float(attempt))
                         continue
                     failures += 1
-                    await self._unreadable(symbol, exc)
+                    if exc.kind in (ErrorKind.NETWORK, ErrorKind.TIMEOUT, ErrorKind.EXCHANGE_UNAVAILABLE):
+                        down = exc  # every other symbol would wait on the same dead venue, each for its timeout
+                        rest = len(symbols) - symbols.index(symbol) - 1
+                        log.error(
+                            "cannot reconcile %s %s: %s; nothing changed%s",
+                            self._exchange_name,
+                            symbol,
+                            exc.message,
+                            f" (nor for {rest} more symbol{'s' * (rest > 1)}: the venue is not answering)"
+                            if rest
+                            else "",
+                        )
+                    await self._unreadable(symbol, exc, logged=down is not None)
         self.passes += 1
         self.repairs += repairs
         if handler.live or repairs or failures:
@@ -114,8 +131,9 @@ class Reconciler:
             )
         return repairs
 
-    async def _unreadable(self, symbol: str, exc: ExchangeError) -> None:
-        log.error("cannot reconcile %s %s: %s; nothing changed", self._exchange_name, symbol, exc.message)
+    async def _unreadable(self, symbol: str, exc: ExchangeError, *, logged: bool = False) -> None:
+        if not logged:
+            log.error("cannot reconcile %s %s: %s; nothing changed", self._exchange_name, symbol, exc.message)
         position = self.handler.positions.get(symbol)
         await self.handler.publish(
             PositionReconciled(
