@@ -696,6 +696,12 @@ async def _until(check: Any, seconds: float, what: str, child: subprocess.Popen[
         await asyncio.sleep(0.1)
 
 
+def _last_fault(injected: list[list[Any]], offset: float) -> str:
+    """The last fault injected at or before `offset` seconds into the window, and how long before."""
+    before = [i for i in injected if i[0] <= offset]
+    return f"{before[-1][2]} on {before[-1][1]} {offset - before[-1][0]:.1f} s before" if before else "no fault yet"
+
+
 def _raw_duplicates(root: Path, t0_ms: int, t_end_ms: int) -> int:
     """Rows of one candle more than once in the files themselves (a reader's dedup would hide them)."""
     frames = []
@@ -874,11 +880,7 @@ def _compare(report: SoakReport, found: dict[str, Any], tap: SoakTap, storage: A
     report.injected = Counter(f"{kind}" for _, _, kind, _ in found["injected"])
     for at, lag_ms in report.lag_spikes:
         offset = at - t0_ms / 1000
-        before = [i for i in found["injected"] if i[0] <= offset]
-        cause = (
-            f"{before[-1][2]} on {before[-1][1]} {offset - before[-1][0]:.1f} s before" if before else "no fault yet"
-        )
-        report.spike_causes.append(f"{lag_ms:.0f} ms at +{offset:.1f} s ({cause})")
+        report.spike_causes.append(f"{lag_ms:.0f} ms at +{offset:.1f} s ({_last_fault(found['injected'], offset)})")
     slowest = sorted(
         (
             (us, venue, at)
@@ -889,11 +891,7 @@ def _compare(report: SoakReport, found: dict[str, Any], tap: SoakTap, storage: A
     )
     for us, venue, at in slowest[:8]:
         offset = at - t0_ms / 1000
-        before = [i for i in found["injected"] if i[0] <= offset]
-        cause = (
-            f"{before[-1][2]} on {before[-1][1]} {offset - before[-1][0]:.1f} s before" if before else "no fault yet"
-        )
-        report.slow_orders.append(f"{venue} {us:,.0f} us at +{offset:.1f} s (last fault: {cause})")
+        report.slow_orders.append(f"{venue} {us:,.0f} us at +{offset:.1f} s ({_last_fault(found['injected'], offset)})")
     report.injected_total = len(found["injected"])
     report.push_errors = int(found["push_errors"])
     report.events = dict(tap.counts)
